@@ -1,0 +1,13 @@
+// Each `offsim` subcommand lives in its own file and registers itself on the app with one function.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace offsim::cli {
+
+// Exit codes shared by every subcommand.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;  // a property failed, a strict replay diverged
+inline constexpr int kExitUsage = 2;   // bad input: the message says which and why
+
+}  // namespace offsim::cli

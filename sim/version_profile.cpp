@@ -1,0 +1,55 @@
+#include "offsim/sim/version_profile.hpp"
+
+#include <array>
+#include <string>
+
+#include "offsim/sim/errors.hpp"
+
+namespace offsim::sim {
+
+namespace {
+
+// Release boundaries are inferred from the dates of the PRs that changed behaviour (spec section 12);
+// the classic byte accounting is the same in all of them.
+VersionProfile make(const char* name, bool tail_after_last, bool non_split_rounding, bool large_segment,
+                    bool fraction_modern, bool reclaim_skips_es, bool rocm_es) {
+  VersionProfile p;
+  p.name = name;
+  p.roundup_tail_starts_after_last = tail_after_last;
+  p.has_max_non_split_rounding = non_split_rounding;
+  p.has_large_segment_size = large_segment;
+  p.fraction_one_is_unlimited = fraction_modern;
+  p.fraction_of_total_global_mem = fraction_modern;
+  p.reclaim_skips_expandable = reclaim_skips_es;
+  p.rocm_expandable_segments = rocm_es;
+  return p;
+}
+
+const std::array<VersionProfile, 4>& profiles() {
+  static const std::array<VersionProfile, 4> all = {
+      make("2.4", false, false, false, false, false, false),  // eb42ad6e / 001074d2 era
+      make("2.6", false, true, false, false, false, false),   // + max_non_split_rounding_mb (PR #136174)
+      make("2.9", true, true, false, true, true, false),      // AcceleratorAllocatorConfig parser, PR #161035
+      make("2.11", true, true, true, true, true, true),       // large_segment_size_mb (PR #172056), ROCm ES
+  };
+  return all;
+}
+
+}  // namespace
+
+std::span<const VersionProfile> VersionProfile::all() { return profiles(); }
+
+const VersionProfile& VersionProfile::newest() { return profiles().back(); }
+
+const VersionProfile& VersionProfile::by_name(std::string_view name) {
+  if (name == "newest" || name == "latest") return newest();
+  std::string known;
+  for (const VersionProfile& p : profiles()) {
+    if (p.name == name) return p;
+    known += (known.empty() ? "" : ", ") + p.name;
+  }
+  throw ConfigError("unknown PyTorch version profile \"" + std::string(name) + "\" (known: " + known +
+                    ", newest)");
+}
+
+}  // namespace offsim::sim
