@@ -272,10 +272,11 @@ struct CachingAllocator::State {
     return alloc_found_block(block, size, orig_size, should_split(block, size));
   }
 
-  std::uint32_t get_free_block(BlockPool& pool, std::uint64_t size, StreamId stream) {
-    if (gc_active()) ++pool.get_free_blocks_call_count;
+  // get_free_block without its side effects: the best-fit candidate, or end().
+  std::set<SizeKey>::const_iterator find_free_block(const BlockPool& pool, std::uint64_t size, StreamId stream) const {
+    const auto none = pool.blocks.end();
     auto it = pool.blocks.lower_bound({stream, size, 0, 0});
-    if (it == pool.blocks.end() || it->stream != stream) return kNil;
+    if (it == none || it->stream != stream) return none;
     if (is_expandable(it->block)) {
       if (expandable_segments_enabled()) {
         // Best fit measures an expandable block by what it can grow to: a block in front of the unmapped
@@ -285,7 +286,7 @@ struct CachingAllocator::State {
           return b.size + (b.next != kNil && !blocks[b.next].mapped ? blocks[b.next].size : 0);
         };
         auto next = std::next(it);
-        while (is_expandable(it->block) && next != pool.blocks.end() && next->stream == stream &&
+        while (is_expandable(it->block) && next != none && next->stream == stream &&
                expandable_size(next->block) < expandable_size(it->block)) {
           it = next++;
         }
@@ -293,17 +294,59 @@ struct CachingAllocator::State {
         // Expandable segments were turned off after some were created: only non-expandable blocks.
         do {
           ++it;
-        } while (it != pool.blocks.end() && is_expandable(it->block) && it->stream == stream);
-        if (it == pool.blocks.end() || it->stream != stream) return kNil;
+        } while (it != none && is_expandable(it->block) && it->stream == stream);
+        if (it == none || it->stream != stream) return none;
       }
     }
     // Rule A: a request below max_split_size never takes an oversize block.
-    if (size < config.max_split_size && it->size >= config.max_split_size) return kNil;
+    if (size < config.max_split_size && it->size >= config.max_split_size) return none;
     // Rule B: an oversize request takes a larger oversize block only within the rounding tolerance.
-    if (size >= config.max_split_size && it->size >= size + config.max_non_split_rounding_size) return kNil;
+    if (size >= config.max_split_size && it->size >= size + config.max_non_split_rounding_size) return none;
+    return it;
+  }
+
+  std::uint32_t get_free_block(BlockPool& pool, std::uint64_t size, StreamId stream) {
+    if (gc_active()) ++pool.get_free_blocks_call_count;  // GC ages count search calls
+    const auto it = find_free_block(pool, size, stream);
+    if (it == pool.blocks.end()) return kNil;
     const std::uint32_t id = it->block;
     pool.blocks.erase(it);
     return id;
+  }
+
+  // Whether alloc_block(retry=false) would succeed now (no side effects).
+  bool alloc_block_would_succeed(const BlockPool& pool, std::uint64_t size, std::uint64_t alloc_size,
+                                 StreamId stream) const {
+    if (set_fraction && total_allocated_memory + alloc_size > allowed_memory_maximum) return false;
+    const std::uint64_t free = device->mem_get_info().free;
+    if (!expandable_segments_enabled()) {
+      const std::uint64_t g = device->spec().granularity;
+      return free >= (g == 0 ? alloc_size : ceil_div(alloc_size, g) * g);
+    }
+    const std::uint64_t page = page_size(pool.small);
+    for (auto it = pool.unmapped.lower_bound({stream, 0, 0}); it != pool.unmapped.end() && it->stream == stream; ++it) {
+      std::uint32_t candidate = it->block;
+      if (allocatable(blocks[candidate].prev)) candidate = blocks[candidate].prev;
+      std::uint64_t have = 0, mapped = 0;
+      for (std::uint32_t b = candidate; have < size && allocatable(b); b = blocks[b].next) {
+        have += blocks[b].size;
+        if (blocks[b].mapped) mapped += blocks[b].size;
+      }
+      if (have >= size) return free >= ceil_div(size - std::min(size, mapped), page) * page;
+    }
+    return free >= ceil_div(size, page) * page;
+  }
+
+  bool would_reclaim(std::uint64_t orig_size, StreamId stream) const {
+    const std::uint64_t size = round_size(orig_size);
+    const BlockPool& pool = size <= kSmallSize ? small_pool : large_pool;
+    if (find_free_block(pool, size, stream) != pool.blocks.end()) return false;
+    if (gc_active()) {
+      const auto gc_limit = static_cast<std::uint64_t>(config.garbage_collection_threshold *
+                                                       static_cast<double>(allowed_memory_maximum));
+      if (total_allocated_memory > gc_limit) return true;
+    }
+    return !alloc_block_would_succeed(pool, size, allocation_size(size), stream);
   }
 
   std::uint32_t alloc_block(BlockPool& pool, std::uint64_t size, std::uint64_t alloc_size, StreamId stream,
@@ -879,7 +922,85 @@ struct CachingAllocator::State {
   }
 
   void check_invariants() const;
+  void load_state(const std::vector<SegmentInfo>& segments);
 };
+
+// Stream id under which pending frees of a loaded snapshot wait: the stream they were recorded on is
+// not part of the snapshot.
+constexpr StreamId kUnknownStream = ~StreamId{0};
+
+void CachingAllocator::State::load_state(const std::vector<SegmentInfo>& segments) {
+  if (!active.empty() || total_allocated_memory != 0 || !small_pool.blocks.empty() || !large_pool.blocks.empty()) {
+    throw AllocatorUsageError("load_state: the allocator already holds memory");
+  }
+  for (const SegmentInfo& segment : segments) {
+    const std::string where = "load_state: segment at " + std::to_string(segment.address);
+    if (segment.is_expandable) {
+      throw AllocatorUsageError(where + " is an expandable-segment run; loading those is not supported yet");
+    }
+    if (segment.blocks.empty()) throw AllocatorUsageError(where + " has no blocks");
+    std::uint64_t expected = segment.address;
+    for (const BlockInfo& block : segment.blocks) {
+      if (block.address != expected || block.size == 0) {
+        throw AllocatorUsageError(where + ": blocks do not tile the segment at " + std::to_string(block.address));
+      }
+      expected += block.size;
+    }
+    if (expected - segment.address != segment.total_size) {
+      throw AllocatorUsageError(where + ": block sizes add up to " + std::to_string(expected - segment.address) +
+                                ", total_size is " + std::to_string(segment.total_size));
+    }
+    device->prefer_next_address(segment.address);
+    const std::optional<std::uint64_t> ptr = device->malloc(segment.total_size);
+    device->clear_preferred_address();
+    if (!ptr) throw AllocatorUsageError(where + " (" + std::to_string(segment.total_size) + " bytes) does not fit on the device");
+    total_allocated_memory += segment.total_size;
+    update(stats.segment, segment.is_small, 1);
+    update(stats.reserved_bytes, segment.is_small, static_cast<std::int64_t>(segment.total_size));
+    if (segment.total_size >= config.max_split_size) stats.oversize_segments.increase(1);
+
+    std::uint32_t prev = kNil;
+    const bool split = segment.blocks.size() > 1;
+    for (const BlockInfo& info : segment.blocks) {
+      const std::uint32_t id = new_block();
+      Block& b = blocks[id];
+      b.ptr = info.address;
+      b.size = info.size;
+      b.requested_size = info.requested_size;
+      b.stream = segment.stream;
+      b.small = segment.is_small;
+      b.prev = prev;
+      if (prev != kNil) blocks[prev].next = id;
+      prev = id;
+      const auto size = static_cast<std::int64_t>(info.size);
+      if (info.state == BlockState::kInactive) {
+        if (blocks[id].prev != kNil && mergeable(blocks[id].prev)) {
+          throw AllocatorUsageError(where + ": adjacent free blocks at " + std::to_string(info.address));
+        }
+        insert_into_blocks(id);
+        if (split) {
+          update(stats.inactive_split, segment.is_small, 1);
+          update(stats.inactive_split_bytes, segment.is_small, size);
+        }
+        continue;
+      }
+      active.emplace(b.ptr, id);
+      update(stats.active, segment.is_small, 1);
+      update(stats.active_bytes, segment.is_small, size);
+      update(stats.requested_bytes, segment.is_small, static_cast<std::int64_t>(info.requested_size));
+      if (info.state == BlockState::kActiveAllocated) {
+        b.allocated = true;
+        update(stats.allocation, segment.is_small, 1);
+        update(stats.allocated_bytes, segment.is_small, size);
+        if (info.size >= config.max_split_size) stats.oversize_allocations.increase(1);
+      } else {
+        b.event_count = 1;
+        pending[kUnknownStream].push_back({id, ++event_sequence});
+      }
+    }
+  }
+  stats.reset_peak();
+}
 
 // ---- self-check --------------------------------------------------------------------------------
 
@@ -1010,6 +1131,7 @@ void CachingAllocator::complete_pending_free(std::uint64_t ptr) {
   s.free_block(id);
 }
 
+void CachingAllocator::load_state(const std::vector<SegmentInfo>& segments) { state_->load_state(segments); }
 void CachingAllocator::empty_cache() { state_->release_cached_blocks(); }
 void CachingAllocator::set_memory_fraction(double fraction) { state_->set_memory_fraction(fraction); }
 void CachingAllocator::update_settings(std::string_view settings) {
@@ -1023,6 +1145,9 @@ Snapshot CachingAllocator::snapshot() const { return state_->snapshot(); }
 void CachingAllocator::set_trace_sink(std::vector<TraceEvent>* sink) { state_->trace = sink; }
 void CachingAllocator::set_time_us(std::int64_t time_us) { state_->time_us = time_us; }
 const OomInfo& CachingAllocator::last_oom() const { return state_->last_oom; }
+bool CachingAllocator::would_reclaim(std::uint64_t size, StreamId stream) const {
+  return state_->would_reclaim(size, stream);
+}
 FragmentationInfo CachingAllocator::fragmentation() const { return state_->fragmentation(); }
 
 std::uint64_t CachingAllocator::block_size(std::uint64_t ptr) const {

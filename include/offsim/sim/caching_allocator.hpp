@@ -87,6 +87,15 @@ class CachingAllocator {
   /// uses this at the recorded free_completed entries.
   void complete_pending_free(std::uint64_t ptr);
 
+  /// Puts a fresh allocator into the state a snapshot describes (replay of a recording that did not start
+  /// from an empty allocator). Segments are obtained from the device at their recorded addresses; blocks
+  /// keep their addresses, sizes, requested sizes and states; pending-free blocks wait for
+  /// complete_pending_free() or a synchronization. Statistics start from this state (peaks = current).
+  /// Throws AllocatorUsageError if the allocator is not fresh, the segments do not fit on the device or
+  /// the snapshot is inconsistent (blocks that do not tile their segment, unmerged free neighbours).
+  /// Expandable-segment runs are not supported yet and are rejected with that message.
+  void load_state(const std::vector<SegmentInfo>& segments);
+
   /// torch.cuda.empty_cache(): synchronize events, release every unsplit cached segment, unmap free
   /// expandable-segment pages.
   void empty_cache();
@@ -107,6 +116,11 @@ class CachingAllocator {
   void set_time_us(std::int64_t time_us);
 
   const OomInfo& last_oom() const;
+  /// Whether malloc(size, stream) would have to free cached memory (garbage collection or the OOM
+  /// reclaim chain) before it obtained memory, in the current state. No side effects. Replay uses it to
+  /// tell the allocator's own segment frees from torch.cuda.empty_cache() calls, which a trace does not
+  /// record.
+  bool would_reclaim(std::uint64_t size, StreamId stream = 0) const;
   FragmentationInfo fragmentation() const;
   /// Size of the block serving a live allocation (rounded, including any unsplit tail).
   std::uint64_t block_size(std::uint64_t ptr) const;

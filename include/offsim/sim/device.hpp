@@ -60,6 +60,7 @@ class Device {
   /// Replay: the next cudaMalloc / address reservation returns this address (when it succeeds), so
   /// simulated segments carry the recorded addresses.
   void prefer_next_address(std::uint64_t address) { preferred_address_ = address; }
+  void clear_preferred_address() { preferred_address_.reset(); }
 
   /// Bytes held through malloc and map_physical (what the allocator has reserved).
   std::uint64_t allocator_bytes() const { return allocator_total_; }

@@ -1,0 +1,105 @@
+// Replay: drive the simulated allocator with a trace's recorded requests (alloc, free, deferred frees,
+// empty_cache) and compare what it does (segment_alloc/free/map/unmap, oom) with what the real
+// allocator recorded. Also answers what-if questions: another capacity, allocator config or PyTorch
+// version, and the smallest device that runs the trace.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "offsim/sim/allocator_config.hpp"
+#include "offsim/sim/device.hpp"
+#include "offsim/sim/snapshot.hpp"
+#include "offsim/sim/trace.hpp"
+#include "offsim/sim/version_profile.hpp"
+
+namespace offsim::sim {
+
+struct ReplayOptions {
+  /// Allocator settings; default: the settings the trace was recorded with (metadata.alloc_conf).
+  std::optional<std::string> alloc_conf;
+  const VersionProfile* profile = &VersionProfile::newest();
+  /// Device total as cudaMemGetInfo reports it; 0 = the recorded total when known, else 1 TiB.
+  std::uint64_t capacity = 0;
+  /// Memory on the device that is not the allocator's (CUDA context, libraries, other processes).
+  std::uint64_t non_allocator_bytes = 0;
+  Platform platform = Platform::kCuda;
+  /// Compare simulated events with the recorded ones (fidelity diff). Off for what-if searches.
+  bool compare = true;
+  /// Stop at the first unhandled OOM (what the program would do: crash).
+  bool stop_at_unhandled_oom = true;
+  /// Number of fragmentation samples kept over the run (evenly spaced, plus every OOM).
+  std::size_t timeline_points = 1000;
+  /// Called now and then with (recorded events processed, total).
+  std::function<void(std::size_t, std::size_t)> progress;
+};
+
+struct FragmentationSample {
+  std::size_t event_index = 0;
+  std::uint64_t reserved = 0;
+  std::uint64_t allocated = 0;
+  std::uint64_t free_cached = 0;         // reserved - active
+  std::uint64_t inactive_split = 0;
+  std::uint64_t largest_free_block = 0;
+};
+
+struct ReplayOom {
+  std::size_t event_index = 0;   // recorded event that asked for the memory
+  std::uint64_t size = 0;        // requested bytes
+  bool handled = false;          // fallible request, or the recording shows the program survived it
+  bool recorded = false;         // the real run also ran out of memory here
+  std::uint64_t free_cached_bytes = 0;  // free bytes cached in the request's pool at the failure
+  std::uint64_t largest_free_cached_block = 0;
+  /// Enough cached memory was free in total, but no single block fit: a fragmentation failure.
+  bool fragmentation = false;
+  std::string message;
+};
+
+struct ReplayDivergence {
+  std::size_t event_index = 0;             // index into trace.events of the first mismatching entry
+  std::optional<TraceEvent> expected;      // recorded (nullopt: the simulator did more)
+  std::optional<TraceEvent> simulated;     // nullopt: the simulator did less
+  std::vector<SegmentInfo> segments_near;  // simulated segments around the address, after the call
+  std::string context;                     // which request it happened in
+};
+
+struct ReplayResult {
+  std::size_t events_total = 0;    // recorded events compared (snapshot entries excluded)
+  std::size_t events_matched = 0;  // of those, reproduced exactly by the simulator
+  std::optional<ReplayDivergence> first_divergence;
+  std::uint64_t peak_reserved = 0;
+  std::uint64_t peak_allocated = 0;
+  std::uint64_t final_reserved = 0;
+  std::vector<ReplayOom> ooms;
+  std::size_t unhandled_ooms = 0;
+  bool completed = true;           // false: stopped at an unhandled OOM
+  std::size_t requests = 0;        // allocator calls made
+  std::size_t inferred_empty_cache = 0;  // runs of segment_free read as torch.cuda.empty_cache()
+  std::vector<FragmentationSample> timeline;
+  std::vector<std::string> notes;  // what was assumed or reconstructed
+  std::uint64_t capacity = 0;      // device total the replay ran with
+  std::string alloc_conf;
+};
+
+/// Replays `trace`; throws ConfigError for a bad alloc_conf and AllocatorUsageError for a trace that
+/// frees what it never allocated in a way that cannot be explained by a partial recording.
+ReplayResult replay(const Trace& trace, const ReplayOptions& options);
+
+struct MinCapacityResult {
+  std::uint64_t min_capacity = 0;  // smallest device total (incl. non_allocator_bytes) with no unhandled OOM
+  std::uint64_t peak_reserved_unlimited = 0;
+  std::size_t probes = 0;
+  /// Binary search assumes "fits at C implies fits at C' > C"; this says whether min_capacity - 2 MiB
+  /// was checked to fail and min_capacity to pass.
+  bool verified_boundary = false;
+};
+
+/// Smallest device (2 MiB granularity) that runs the trace without an unhandled OOM. The allocator's
+/// own recovery (freeing cached segments and retrying) runs as in PyTorch, so the answer can be well
+/// below the recorded peak.
+MinCapacityResult find_min_capacity(const Trace& trace, ReplayOptions options);
+
+}  // namespace offsim::sim

@@ -1,0 +1,212 @@
+// Replay of traces whose expected events are known: traces recorded from the simulator itself (so a
+// faithful replay must reproduce every event) and hand-made traces with known divergences.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "offsim/sim/caching_allocator.hpp"
+#include "offsim/sim/errors.hpp"
+#include "offsim/sim/replay.hpp"
+
+namespace offsim::sim {
+namespace {
+
+struct Workload {
+  std::uint64_t capacity = 8 * GiB;
+  std::string alloc_conf;
+  int steps = 4000;
+  unsigned seed = 1;
+  bool streams = false;        // frees deferred by record_stream, completed later
+  bool empty_cache = false;    // occasional torch.cuda.empty_cache()
+  bool fallible_ooms = false;  // program catches OOMs of big requests
+};
+
+// Runs an inference-like mix (many small, some large, occasional huge) on the simulator and returns
+// what it recorded, as a real recording would look.
+Trace record(const Workload& w) {
+  Device device({"recorder", Platform::kCuda, w.capacity});
+  CachingAllocator alloc(device, AllocatorConfig::parse(w.alloc_conf), VersionProfile::newest(),
+                         EventCompletion::kExplicit);
+  Trace trace;
+  trace.metadata.alloc_conf = w.alloc_conf;
+  trace.metadata.device_total_bytes = w.capacity;
+  alloc.set_trace_sink(&trace.events);
+  std::mt19937_64 rng(w.seed);
+  std::vector<std::uint64_t> live;
+  std::vector<std::uint64_t> deferred;
+  for (int step = 0; step < w.steps; ++step) {
+    alloc.set_time_us(step);
+    const auto r = rng() % 100;
+    if (live.empty() || (r < 55 && live.size() < 300)) {
+      std::uint64_t size;
+      const auto kind = rng() % 20;
+      if (kind < 12) size = 1 + rng() % (1 * MiB);
+      else if (kind < 19) size = 1 * MiB + rng() % (30 * MiB);
+      else size = 30 * MiB + rng() % (300 * MiB);
+      const auto ptr = alloc.malloc(size);
+      if (!ptr) {
+        if (!w.fallible_ooms) break;
+        trace.events.back().flags = kTraceFlagFallible;  // the oom entry itself
+        continue;
+      }
+      live.push_back(*ptr);
+    } else if (r < 95) {
+      const std::size_t k = rng() % live.size();
+      const std::uint64_t ptr = live[k];
+      live[k] = live.back();
+      live.pop_back();
+      if (w.streams && rng() % 4 == 0) {
+        alloc.record_stream(ptr, 7);
+        deferred.push_back(ptr);
+      }
+      alloc.free(ptr);
+    } else if (w.streams && !deferred.empty() && r < 98) {
+      alloc.complete_pending_free(deferred.back());
+      deferred.pop_back();
+    } else if (w.empty_cache) {
+      alloc.empty_cache();
+      deferred.clear();
+    }
+  }
+  return trace;
+}
+
+void expect_exact(const Trace& trace, const ReplayResult& r) {
+  EXPECT_EQ(r.events_matched, r.events_total);
+  EXPECT_FALSE(r.first_divergence.has_value())
+      << "first divergence at event " << r.first_divergence->event_index << " in " << r.first_divergence->context;
+  EXPECT_EQ(r.events_total, trace.events.size());
+}
+
+TEST(Replay, ReproducesASimulatorRecordingEventForEvent) {
+  const Trace trace = record({});
+  ASSERT_GT(trace.events.size(), 5000u);
+  const ReplayResult r = replay(trace, {});
+  expect_exact(trace, r);
+  EXPECT_TRUE(r.completed);
+  EXPECT_EQ(r.unhandled_ooms, 0u);
+}
+
+TEST(Replay, ReproducesDeferredFreesAndEmptyCache) {
+  Workload w;
+  w.streams = true;
+  w.empty_cache = true;
+  w.seed = 7;
+  const Trace trace = record(w);
+  const ReplayResult r = replay(trace, {});
+  expect_exact(trace, r);
+  EXPECT_GT(r.inferred_empty_cache, 0u);
+}
+
+TEST(Replay, ReproducesEveryConfigFamily) {
+  for (const char* conf : {"max_split_size_mb:64", "roundup_power2_divisions:4", "expandable_segments:True",
+                           "max_split_size_mb:128,roundup_power2_divisions:[64:8,256:2,>:1]"}) {
+    SCOPED_TRACE(conf);
+    Workload w;
+    w.alloc_conf = conf;
+    w.seed = 11;
+    w.empty_cache = true;
+    const Trace trace = record(w);
+    expect_exact(trace, replay(trace, {}));
+  }
+}
+
+TEST(Replay, ReproducesRecordedOomsAndTheirRecovery) {
+  Workload w;
+  w.capacity = 1 * GiB;
+  w.fallible_ooms = true;
+  w.seed = 3;
+  const Trace trace = record(w);
+  const ReplayResult r = replay(trace, {});
+  expect_exact(trace, r);
+  ASSERT_FALSE(r.ooms.empty());
+  for (const ReplayOom& oom : r.ooms) {
+    EXPECT_TRUE(oom.recorded);
+    EXPECT_TRUE(oom.handled);
+  }
+  EXPECT_EQ(r.unhandled_ooms, 0u);
+}
+
+TEST(Replay, SmallerDeviceStopsAtTheFirstUnhandledOom) {
+  const Trace trace = record({});
+  ReplayOptions options;
+  options.capacity = 256 * MiB;
+  options.compare = false;
+  const ReplayResult r = replay(trace, options);
+  EXPECT_FALSE(r.completed);
+  EXPECT_EQ(r.unhandled_ooms, 1u);
+  ASSERT_EQ(r.ooms.size(), 1u);
+  EXPECT_FALSE(r.ooms[0].handled);
+  EXPECT_NE(r.ooms[0].message.find("CUDA out of memory. Tried to allocate"), std::string::npos);
+}
+
+TEST(Replay, MinCapacityIsTheBoundaryAndBelowThePeak) {
+  Workload w;
+  w.steps = 1500;
+  const Trace trace = record(w);
+  ReplayOptions options;
+  const MinCapacityResult m = find_min_capacity(trace, options);
+  EXPECT_TRUE(m.verified_boundary);
+  EXPECT_LE(m.min_capacity, m.peak_reserved_unlimited + 2 * MiB);
+  EXPECT_EQ(m.min_capacity % (2 * MiB), 0u);
+  options.compare = false;
+  options.capacity = m.min_capacity;
+  EXPECT_TRUE(replay(trace, options).completed);
+  options.capacity = m.min_capacity - 2 * MiB;
+  EXPECT_FALSE(replay(trace, options).completed);
+}
+
+TEST(Replay, ReportsTheFirstDivergenceWithItsIndex) {
+  Trace trace = record({});
+  // Pretend the real allocator made the 10th segment 2 MiB larger than the simulator will.
+  std::size_t seen = 0, index = 0;
+  for (std::size_t i = 0; i < trace.events.size(); ++i) {
+    if (trace.events[i].action == TraceAction::kSegmentAlloc && ++seen == 10) {
+      index = i;
+      trace.events[i].size += 2 * MiB;
+      break;
+    }
+  }
+  ASSERT_GT(index, 0u);
+  const ReplayResult r = replay(trace, {});
+  ASSERT_TRUE(r.first_divergence.has_value());
+  EXPECT_EQ(r.first_divergence->event_index, index);
+  ASSERT_TRUE(r.first_divergence->expected.has_value());
+  ASSERT_TRUE(r.first_divergence->simulated.has_value());
+  EXPECT_EQ(r.first_divergence->expected->size, r.first_divergence->simulated->size + 2 * MiB);
+  EXPECT_FALSE(r.first_divergence->segments_near.empty());
+  EXPECT_EQ(r.events_matched + 1, r.events_total);
+}
+
+TEST(Replay, StartsFromALoadedInitialState) {
+  // Cut a recording in two right after an alloc; the second half starts from the allocator state at
+  // the cut, as a partial recording would.
+  Workload w;
+  w.steps = 3000;
+  const Trace full = record(w);
+  std::size_t split = full.events.size() / 2;
+  while (full.events[split].action != TraceAction::kAlloc) ++split;
+  ++split;
+
+  Device device({"d", Platform::kCuda, w.capacity});
+  CachingAllocator state(device, AllocatorConfig::parse(""), VersionProfile::newest(), EventCompletion::kExplicit);
+  std::unordered_map<std::uint64_t, std::uint64_t> live;
+  for (std::size_t i = 0; i < split; ++i) {
+    const TraceEvent& e = full.events[i];
+    if (e.action == TraceAction::kSegmentAlloc) device.prefer_next_address(e.addr);
+    if (e.action == TraceAction::kAlloc) live[e.addr] = *state.malloc(e.size, e.stream);
+    if (e.action == TraceAction::kFreeRequested) {
+      state.free(live.at(e.addr));
+      live.erase(e.addr);
+    }
+  }
+  Trace second;
+  second.metadata = full.metadata;
+  second.initial_segments = state.snapshot().segments;
+  second.events.assign(full.events.begin() + static_cast<std::ptrdiff_t>(split), full.events.end());
+  ASSERT_FALSE(second.initial_segments.empty());
+  expect_exact(second, replay(second, {}));
+}
+
+}  // namespace
+}  // namespace offsim::sim
