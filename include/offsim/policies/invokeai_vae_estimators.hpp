@@ -1,0 +1,85 @@
+// InvokeAI's VAE working-memory estimators, transcribed from
+// invoke-ai/InvokeAI:invokeai/backend/util/vae_working_memory.py and the invocations that call them.
+// Each returns what the call site passes to `LoadedModel.model_on_device(working_mem_bytes=...)`; the model
+// cache then reserves max(estimate, device_working_mem_gb) (that floor is the cache's, not modelled here).
+//
+// Conventions shared by every function (upstream's, see vae_working_memory.py@8e71a8a519):
+//  * H, W are pixel sizes: decode multiplies latent dims by LATENT_SCALE_FACTOR = 8, encode reads the
+//    image; the VaeWorkload already holds pixel sizes.
+//  * es is the element size of the VAE's first parameter (workload.dtype), except in the SD1.5/SDXL
+//    estimator, which takes it from the node's fp32 flag (4 if fp32 else 2).
+//  * Python's int() truncates the float result; so do these.
+// A workload whose family the function does not serve throws ConfigError.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "offsim/policies/vae_workload.hpp"
+
+namespace offsim::policies::invokeai {
+
+/// estimate_vae_working_memory_sd15_sdxl @8e71a8a519 (unchanged since fd4c3bd27a, 2025-08-18; the
+/// 2200/1100 constants date from PR #7674). Families sd15, sdxl. Tiled: tile^2 * es * C * 1.25 (tile_size 0
+/// means vae.tile_sample_min_size = workload.vae_tile_sample_min_size, required then); fp32 adds 250 MiB.
+std::uint64_t sd15_sdxl(const VaeWorkload& workload);
+
+/// estimate_vae_working_memory_cogview4 @8e71a8a519: H * W * es * (2200 decode / 1100 encode). No tiling term.
+std::uint64_t cogview4(const VaeWorkload& workload);
+
+/// estimate_vae_working_memory_flux @8e71a8a519: H * W * es * (2200 / 1100). Families flux1 and z_image
+/// (the Z-Image nodes call it since PR #8740, commit d34655fd58). FLUX Kontext's reference-image encode
+/// (backend/flux/extensions/kontext_extension.py) computes the same encode figure inline.
+std::uint64_t flux(const VaeWorkload& workload);
+
+/// estimate_vae_working_memory_sd3 @8e71a8a519: H * W * es * (2200 / 1100).
+std::uint64_t sd3(const VaeWorkload& workload);
+
+/// estimate_vae_working_memory_anima, added by PR #9220 (be8ebeb34a), unchanged to 8e71a8a519. Family anima
+/// (the Wan 2.1 / Qwen-Image VAE the Anima nodes load as AutoencoderKLWan). C = 2900 decode / 1450 encode;
+/// tiled: tile^2 * es * C * 1.25 (the call site only tiles with ANIMA_VAE_TILE_SIZE = 512).
+std::uint64_t anima(const VaeWorkload& workload);
+
+/// The anima_l2i node's tiling decision (anima_latents_to_image.py@8e71a8a519, _use_tiled_decode): on
+/// CUDA/XPU it tiles with ANIMA_VAE_TILE_SIZE = 512 when the full-decode estimate exceeds 0.7 x the device's
+/// total memory (get_device_properties().total_memory). Returns the tile size to put in the workload, or
+/// nullopt for a full decode.
+std::optional<int> anima_l2i_tile_size(std::uint64_t full_decode_estimate, std::uint64_t device_total_memory,
+                                       Backend backend);
+
+/// The two versions of estimate_vae_working_memory_wan.
+enum class WanProfile {
+  /// PR #9163 (eb9a951248, 2026-07-27): C = 2900 decode / 1450 encode for every frame count;
+  /// clip = (2 decode / 1 encode) * 3 * frames * H * W * es.
+  pr9163,
+  /// PR #9462 (fd0e38bc17, 2026-08-17, unchanged to 8e71a8a519): multi-frame decode C = 6500 (z_dim 16, the
+  /// Wan 2.1 VAE) / 7000 (z_dim 48, the Wan 2.2 VAE); streaming decode keeps min(frames, 4) frames, 1 copy.
+  pr9462,
+};
+/// Families wan21 (z_dim 16) and wan22 (z_dim 48). per_frame = H * W * es * C (tiled: tile^2 * es * C * 1.25)
+/// plus the clip term. Streaming (pr9462 only) = decode with workload.memory_optimization and no tiling, as
+/// wan_latents_to_video.py decides it (it never streams a tiled decode).
+std::uint64_t wan(const VaeWorkload& workload, WanProfile profile);
+
+/// Versions of estimate_vae_working_memory_qwen_image that shipped or sat on the PR #9305 / #9427 branches.
+enum class QwenImageProfile {
+  /// e9aa4b0f73 (PR #9305 first commit, 2026-06-25): decode 5500 / encode 2750 on every backend
+  /// (decode calibrated on one ROCm W7900 point, 1248x832 -> ~10.06 GiB; encode "half", not measured).
+  pr9305_first,
+  /// f3c73bb03d (PR #9305, 2026-06-29): encode recalibrated 2750 -> 6300 from a ROCm grid; every backend.
+  pr9305_rocm_grid,
+  /// ee560c0511 = merged a6724695a5 (2026-06-30): decode 5500 ROCm / 2900 otherwise, encode 6300 / 1600.
+  /// Tiling is ignored (the l2i node honoured force_tiled_decode but estimated the full frame; i2l
+  /// disabled tiling), which PR #9427 fixed.
+  pr9305_merged,
+  /// 8e71a8a519 (PR #9427, 2026-08-19): merged constants; tiled = tile^2 * es * C * 1.25 + copies * 3 * H * W
+  /// * es with copies 5 decode / 1 encode; tile_size resolved by resolve_qwen_image_tile_size first.
+  pr9427,
+};
+std::uint64_t qwen_image(const VaeWorkload& workload, QwenImageProfile profile);
+
+/// resolve_qwen_image_vae_tile_size (backend/krea2/vae_compat.py@8e71a8a519): <= 0 -> the default
+/// QWEN_IMAGE_VAE_DEFAULT_TILE_SIZE = 256, otherwise clamped up to QWEN_IMAGE_VAE_MIN_TILE_SIZE = 64.
+int resolve_qwen_image_tile_size(int tile_size);
+
+}  // namespace offsim::policies::invokeai

@@ -1,0 +1,199 @@
+#include "offsim/policies/invokeai_vae_estimators.hpp"
+
+#include <algorithm>
+#include <initializer_list>
+#include <string>
+
+#include "offsim/sim/bytes.hpp"
+#include "offsim/sim/errors.hpp"
+
+namespace offsim::policies::invokeai {
+namespace {
+
+// Every constant below was read in invoke-ai/InvokeAI at the commit named next to it; the functions keep
+// upstream's arithmetic order (integer products, then the float factors) so int() truncates the same value.
+
+void require_family(const VaeWorkload& w, std::initializer_list<VaeFamily> families, const char* function) {
+  validate(w);
+  for (auto f : families) {
+    if (w.family == f) return;
+  }
+  throw ConfigError(std::string("InvokeAI ") + function + " does not serve VAE family " +
+                    std::string(to_string(w.family)) + " (" + describe(w) + ")");
+}
+
+std::uint64_t pixels(const VaeWorkload& w) {
+  return static_cast<std::uint64_t>(w.pixel_height) * static_cast<std::uint64_t>(w.pixel_width);
+}
+
+std::uint64_t es_of(const VaeWorkload& w) {
+  return require_element_size(w.dtype, "InvokeAI VAE estimate (next(vae.parameters()).element_size())");
+}
+
+// int(float) for the non-negative values estimators produce.
+std::uint64_t truncate(double value) { return static_cast<std::uint64_t>(value); }
+
+// `tile * tile * element_size * scaling_constant * 1.25`: an exact integer product, then the float factor.
+double tiled_term(int tile, std::uint64_t es, std::uint64_t constant) {
+  const auto t = static_cast<std::uint64_t>(tile);
+  return static_cast<double>(t * t * es * constant) * 1.25;
+}
+
+// The "house" constants of the SD1.5/SDXL, CogView4, FLUX and SD3 estimators:
+// `scaling_constant = 2200 if operation == "decode" else 1100` (vae_working_memory.py@8e71a8a519; comment
+// "determined experimentally ... See #8414"; the figures are those of PR #7674, see spec section 6.2).
+constexpr std::uint64_t kHouseDecode = 2200;
+constexpr std::uint64_t kHouseEncode = 1100;
+
+std::uint64_t house_linear(const VaeWorkload& w) {
+  return pixels(w) * es_of(w) * (w.op == VaeOp::decode ? kHouseDecode : kHouseEncode);
+}
+
+}  // namespace
+
+std::uint64_t sd15_sdxl(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::sd15, VaeFamily::sdxl}, "estimate_vae_working_memory_sd15_sdxl");
+  // `element_size = 4 if fp32 else 2`: from the node's fp32 flag, not from the weights.
+  const bool fp32 = w.dtype == DType::fp32;
+  const std::uint64_t es = fp32 ? 4 : 2;
+  const std::uint64_t constant = w.op == VaeOp::decode ? kHouseDecode : kHouseEncode;
+  double working_memory = 0;
+  if (w.tile_size) {
+    int tile = *w.tile_size;
+    if (tile == 0) {
+      // `tile_size = vae.tile_sample_min_size` (diffusers: the VAE config's sample_size).
+      if (!w.vae_tile_sample_min_size) {
+        throw ConfigError("InvokeAI estimate_vae_working_memory_sd15_sdxl: tile_size 0 means the VAE's "
+                          "tile_sample_min_size; set vae_tile_sample_min_size (" +
+                          describe(w) + ")");
+      }
+      tile = *w.vae_tile_sample_min_size;
+    }
+    // +25% "for factors like tile overlap and number of tiles"; the image size does not enter.
+    working_memory = tiled_term(tile, es, constant);
+  } else {
+    working_memory = static_cast<double>(pixels(w) * es * constant);
+  }
+  // "If we are running in FP32, then we should account for the likely increase in model size (~250MB)."
+  if (fp32) working_memory += static_cast<double>(250 * MiB);
+  return truncate(working_memory);
+}
+
+std::uint64_t cogview4(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::cogview4}, "estimate_vae_working_memory_cogview4");
+  return house_linear(w);
+}
+
+std::uint64_t flux(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::flux1, VaeFamily::z_image}, "estimate_vae_working_memory_flux");
+  return house_linear(w);
+}
+
+std::uint64_t sd3(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::sd3}, "estimate_vae_working_memory_sd3");
+  return house_linear(w);
+}
+
+std::uint64_t anima(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::anima}, "estimate_vae_working_memory_anima");
+  // be8ebeb34a: "Calibrated empirically on a 1024x1024 fp16 decode: peak reserved memory was ~5.95GB for a
+  // full decode and ~1.73GB with 512px tiles (384px stride), i.e. ~2900 bytes per output pixel per element
+  // byte. Encoding follows the house ratio of ~50% of decode."
+  const std::uint64_t constant = w.op == VaeOp::decode ? 2900 : 1450;
+  const std::uint64_t es = es_of(w);
+  if (w.tile_size) {
+    if (*w.tile_size <= 0) {
+      throw ConfigError("InvokeAI estimate_vae_working_memory_anima: the Anima nodes tile only with "
+                        "ANIMA_VAE_TILE_SIZE = 512; tile_size must be > 0 (" + describe(w) + ")");
+    }
+    return truncate(tiled_term(*w.tile_size, es, constant));
+  }
+  return pixels(w) * es * constant;
+}
+
+std::optional<int> anima_l2i_tile_size(std::uint64_t full_decode_estimate, std::uint64_t device_total_memory,
+                                       Backend backend) {
+  // anima_latents_to_image.py@8e71a8a519: ANIMA_VAE_TILE_SIZE = 512; _use_tiled_decode returns False for
+  // devices other than cuda (ROCm builds report cuda too) and xpu, else
+  // `full_decode_working_memory > 0.7 * total_vram`.
+  constexpr int kAnimaVaeTileSize = 512;
+  if (backend == Backend::mps) return std::nullopt;
+  if (static_cast<double>(full_decode_estimate) > 0.7 * static_cast<double>(device_total_memory)) {
+    return kAnimaVaeTileSize;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t wan(const VaeWorkload& w, WanProfile profile) {
+  require_family(w, {VaeFamily::wan21, VaeFamily::wan22}, "estimate_vae_working_memory_wan");
+  const std::uint64_t es = es_of(w);
+  const bool decode = w.op == VaeOp::decode;
+  std::uint64_t constant = decode ? 2900 : 1450;  // eb9a951248 / _WAN_VAE_SINGLE_FRAME_DECODE_SCALING_CONSTANT
+  if (profile == WanProfile::pr9462 && decode && w.frames > 1) {
+    // fd0e38bc17: _WAN_VAE_VIDEO_DECODE_SCALING_CONSTANT_A14B = 6500 (z_dim 16),
+    // _WAN_VAE_VIDEO_DECODE_SCALING_CONSTANT_TI2V = 7000 (z_dim >= 32). Wan 2.1 VAE z_dim 16, Wan 2.2 VAE
+    // z_dim 48 (the wan_l2v node's channel check names them "16-channel Wan 2.1" / "48-channel Wan 2.2").
+    const int z_dim = w.family == VaeFamily::wan22 ? 48 : 16;
+    constant = z_dim >= 32 ? 7000 : 6500;
+  }
+  if (w.tile_size && *w.tile_size <= 0) {
+    throw ConfigError("InvokeAI estimate_vae_working_memory_wan: the Wan nodes pass the VAE's "
+                      "tile_sample_min_height; tile_size must be > 0 (" + describe(w) + ")");
+  }
+  const double per_frame = w.tile_size ? tiled_term(*w.tile_size, es, constant)
+                                        : static_cast<double>(pixels(w) * es * constant);
+  // wan_latents_to_video.py@fd0e38bc17: stream_decode = optimize_memory and not use_tiling.
+  const bool streaming = profile == WanProfile::pr9462 && decode && w.memory_optimization && !w.tile_size;
+  std::uint64_t resident_frames = static_cast<std::uint64_t>(w.frames);
+  std::uint64_t clip_copies = decode ? 2 : 1;
+  if (streaming) {
+    // `temporal_scale = int(getattr(vae.config, "scale_factor_temporal", None) or 4)`: 4 for both Wan VAEs.
+    resident_frames = std::min<std::uint64_t>(resident_frames, static_cast<std::uint64_t>(vae_temporal_scale(w.family)));
+    clip_copies = 1;
+  }
+  const std::uint64_t clip_bytes = clip_copies * 3 * resident_frames * pixels(w) * es;
+  return truncate(per_frame + static_cast<double>(clip_bytes));
+}
+
+int resolve_qwen_image_tile_size(int tile_size) {
+  // vae_compat.py@8e71a8a519: QWEN_IMAGE_VAE_DEFAULT_TILE_SIZE = 256, QWEN_IMAGE_VAE_MIN_TILE_SIZE = 64.
+  constexpr int kDefault = 256;
+  constexpr int kMin = 64;
+  if (tile_size <= 0) return kDefault;
+  return std::max(tile_size, kMin);
+}
+
+std::uint64_t qwen_image(const VaeWorkload& w, QwenImageProfile profile) {
+  require_family(w, {VaeFamily::qwen_image}, "estimate_vae_working_memory_qwen_image");
+  const std::uint64_t es = es_of(w);
+  const bool decode = w.op == VaeOp::decode;
+  // `is_rocm = torch.version.hip is not None`: XPU and MPS builds take the non-ROCm constants (f2af8c6013
+  // documents XPU's choice as deliberate).
+  const bool rocm = w.backend == Backend::rocm;
+  std::uint64_t constant = 0;
+  switch (profile) {
+    case QwenImageProfile::pr9305_first:  // e9aa4b0f73: `5500 if operation == "decode" else 2750`
+      constant = decode ? 5500 : 2750;
+      break;
+    case QwenImageProfile::pr9305_rocm_grid:  // f3c73bb03d: `5500 if operation == "decode" else 6300`
+      constant = decode ? 5500 : 6300;
+      break;
+    case QwenImageProfile::pr9305_merged:  // ee560c0511 / a6724695a5
+    case QwenImageProfile::pr9427:         // 8e71a8a519 (constants unchanged)
+      constant = decode ? (rocm ? 5500 : 2900) : (rocm ? 6300 : 1600);
+      break;
+  }
+  if (profile == QwenImageProfile::pr9427 && w.tile_size) {
+    // The nodes pass `resolve_qwen_image_vae_tile_size(tile_size) if tiled else None`.
+    const int tile = resolve_qwen_image_tile_size(*w.tile_size);
+    // "tiled_decode holds several pixel-space copies at once ... Measured at ~5 frames on a 2560x1440 fp16
+    // decode. Encode consumes its input image without duplicating it": image_copies = 5 decode / 1 encode.
+    const std::uint64_t image_copies = decode ? 5 : 1;
+    const double working_memory = tiled_term(tile, es, constant) + static_cast<double>(image_copies * 3 * pixels(w) * es);
+    return truncate(working_memory);
+  }
+  // Untiled, and every profile before PR #9427 whatever the tiling: the full frame.
+  return pixels(w) * es * constant;
+}
+
+}  // namespace offsim::policies::invokeai
