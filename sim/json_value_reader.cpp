@@ -97,6 +97,7 @@ class ValueBuilder {
     if (open_.size() + 1 > limits_.max_depth) {
       fail("JSON nests more than " + std::to_string(limits_.max_depth) + " levels deep");
     }
+    container.container_info()->offset = token_offset();
     open_.push_back(Open{std::move(container), token_offset()});
     return true;
   }

@@ -126,6 +126,7 @@ class Unpickler {
     }
   }
   void push(PickleValue value) {
+    if (auto* info = value.container_info(); info != nullptr && info->offset == 0) info->offset = op_offset_;
     stack_.push_back(std::move(value));
     stack_offsets_.push_back(op_offset_);
     if (sink_ != nullptr && !marks_.empty() && stack_.size() - marks_.back().offered_upto > kEagerWindow) {

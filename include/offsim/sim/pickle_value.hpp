@@ -40,6 +40,7 @@ struct PickleBytes {
 /// container, which rules out reference cycles (Python pickles of plain data never need them) and keeps
 /// `depth` exact.
 struct PickleContainerInfo {
+  std::uint64_t offset = 0;  // byte offset in the input where the container started (for messages)
   bool sealed = false;
   std::uint32_t depth = 1;               // 1 + the deepest contained container
   std::optional<std::uint32_t> memo_slot;  // last memo index that refers to it (for release)

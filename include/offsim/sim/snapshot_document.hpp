@@ -1,0 +1,62 @@
+// A whole memory snapshot document ({"segments", "device_traces", "allocator_settings", ...}) to and from a
+// Trace, independent of whether it is stored as a pickle (snapshot_pickle.hpp) or as JSON
+// (snapshot_json.hpp).
+//
+// Reading: trace entries are converted as the reader places them (SnapshotDecoder is the reader's
+// PickleItemSink), so a snapshot's device_traces never exist as a value tree; everything else is small.
+// Then one device is picked, and because a snapshot is partial (the ring buffer keeps the last
+// max_entries entries and `segments` is the state at dump time) the state before the first recorded
+// entry is reconstructed by undoing the entries from the dump-time state (segment_state.hpp), and the
+// trace says so (metadata.reconstructed_initial_state and provenance notes).
+//
+// Writing: device_traces first (streamed from the source), then segments (the source's final state,
+// known only after its last event), allocator_settings and offsim_metadata (offsim's provenance; PyTorch's
+// viewer ignores unknown keys). Key order does not matter to pickle.load, json.load or MemoryViz.js.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "offsim/sim/pickle_reader.hpp"
+#include "offsim/sim/snapshot_codec.hpp"
+#include "offsim/sim/structured_writer.hpp"
+#include "offsim/sim/trace.hpp"
+#include "offsim/sim/trace_source.hpp"
+
+namespace offsim::sim {
+
+struct SnapshotReadOptions {
+  int device = 0;
+  /// Reconstruct initial_segments by rewinding final_segments through the events (the default). Off, the
+  /// trace has no initial state (final_segments is still filled).
+  bool reconstruct_initial_state = true;
+};
+
+class SnapshotDecoder : public PickleItemSink {
+ public:
+  SnapshotDecoder(std::string source, SnapshotReadOptions options);
+
+  /// Takes trace-entry dicts (dicts with an "action" key) out of any list and converts them at once.
+  bool take(const PickleList& list, const PickleValue& item, std::uint64_t item_offset) override;
+
+  /// Builds the trace from the document root once the reader is done.
+  Trace finish(const PickleValue& root);
+
+ private:
+  std::string source_;
+  SnapshotReadOptions options_;
+  SnapshotDecodeNotes notes_;
+  std::unordered_map<const PickleList*, std::vector<TraceEvent>> events_by_list_;
+};
+
+/// Writes the snapshot document of `source` (one device: metadata().device; lists for lower devices are
+/// empty) and finishes the writer.
+void write_snapshot_document(StructuredWriter& writer, TraceEventSource& source);
+
+/// Summary line of what a read snapshot contained, e.g. for `offsim convert`: events per action,
+/// segments, and whether the initial state was reconstructed.
+std::string describe_trace(const Trace& trace);
+
+}  // namespace offsim::sim

@@ -1,0 +1,203 @@
+#include "offsim/sim/snapshot_document.hpp"
+
+#include <algorithm>
+#include <array>
+#include <sstream>
+
+#include "offsim/sim/errors.hpp"
+#include "offsim/sim/segment_state.hpp"
+
+namespace offsim::sim {
+
+namespace {
+
+using Kind = PickleValue::Kind;
+
+std::string join_devices(const std::vector<int>& devices) {
+  std::string text;
+  for (int device : devices) text += (text.empty() ? "" : ", ") + std::to_string(device);
+  return text.empty() ? "none" : text;
+}
+
+void append_note(std::string& notes, const std::string& note) {
+  if (notes.find(note) != std::string::npos) return;  // a trace read back from a snapshot offsim wrote
+  if (!notes.empty()) notes += "; ";
+  notes += note;
+}
+
+}  // namespace
+
+SnapshotDecoder::SnapshotDecoder(std::string source, SnapshotReadOptions options)
+    : source_(std::move(source)), options_(options) {}
+
+bool SnapshotDecoder::take(const PickleList& list, const PickleValue& item, std::uint64_t item_offset) {
+  if (item.kind() == Kind::kReleased) {
+    throw ParseError(source_, item_offset,
+                     "a list item refers to a trace entry that was already read (shared trace entries are not "
+                     "supported; expected each entry to be its own dict)");
+  }
+  if (item.kind() != Kind::kDict || item.as_dict().find("action") == nullptr) return false;
+  std::vector<TraceEvent>& events = events_by_list_[&list];
+  const DecodePlace place{source_, "device_traces[?][" + std::to_string(list.info.streamed_items) + "]", item_offset};
+  if (auto event = decode_trace_entry(item, place, notes_)) events.push_back(*event);
+  return true;
+}
+
+Trace SnapshotDecoder::finish(const PickleValue& root) {
+  const DecodePlace top{source_, "", 0};
+  const PickleDict& document = require_dict(root, top);
+
+  Trace trace;
+  TraceMetadata& metadata = trace.metadata;
+  if (const PickleValue* offsim = document.find("offsim_metadata")) {
+    metadata = decode_metadata(*offsim, top.at("offsim_metadata", offsim));
+  } else {
+    // A snapshot PyTorch wrote: allocator events recorded on a real GPU.
+    metadata.provenance.kind = ProvenanceKind::kGpuMeasured;
+  }
+  metadata.device = options_.device;
+  if (metadata.provenance.source.empty()) metadata.provenance.source = source_;
+
+  // Segments of every device (checked), then this device's.
+  std::vector<int> devices_with_data;
+  const PickleValue& segments_value = require_key(document, "segments", top);
+  const DecodePlace segments_place = top.at("segments", &segments_value);
+  const auto& segments = require_list(segments_value, segments_place);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    SegmentInfo segment = decode_segment(segments[i], segments_place.at("[" + std::to_string(i) + "]", &segments[i]), notes_);
+    devices_with_data.push_back(segment.device);
+    if (segment.device == options_.device) trace.final_segments.push_back(std::move(segment));
+  }
+  std::sort(trace.final_segments.begin(), trace.final_segments.end(),
+            [](const SegmentInfo& a, const SegmentInfo& b) { return a.address < b.address; });
+
+  if (const PickleValue* traces_value = document.find("device_traces")) {
+    const DecodePlace traces_place = top.at("device_traces", traces_value);
+    const auto& traces = require_list(*traces_value, traces_place);
+    for (std::size_t d = 0; d < traces.size(); ++d) {
+      const DecodePlace device_place = traces_place.at("[" + std::to_string(d) + "]", &traces[d]);
+      if (traces[d].kind() != Kind::kList) device_place.fail("expected a list of trace entries, found " + std::string(traces[d].type_name()));
+      const PickleList& list = traces[d].as_list();
+      if (!list.items.empty()) {
+        // Items the decoder did not take are not trace entries.
+        const PickleValue& stray = list.items.front();
+        device_place.at("[0]", &stray).fail("expected a trace entry dict with an \"action\" key, found " +
+                                            std::string(stray.type_name()));
+      }
+      auto found = events_by_list_.find(&list);
+      const bool has_entries = list.info.streamed_items > 0;
+      if (has_entries) devices_with_data.push_back(static_cast<int>(d));
+      if (static_cast<int>(d) == options_.device && found != events_by_list_.end()) {
+        trace.events = std::move(found->second);
+      }
+    }
+  }
+  std::sort(devices_with_data.begin(), devices_with_data.end());
+  devices_with_data.erase(std::unique(devices_with_data.begin(), devices_with_data.end()), devices_with_data.end());
+  const bool device_has_data = std::binary_search(devices_with_data.begin(), devices_with_data.end(), options_.device);
+  if (!device_has_data && !devices_with_data.empty()) {
+    throw ParseError(source_, 0,
+                     "no trace entries or segments for device " + std::to_string(options_.device) +
+                         " (devices with data: " + join_devices(devices_with_data) + "; choose one with --device)");
+  }
+
+  if (const PickleValue* settings_value = document.find("allocator_settings")) {
+    const DecodePlace settings_place = top.at("allocator_settings", settings_value);
+    const PickleDict& settings = require_dict(*settings_value, settings_place);
+    // CUDA builds write PYTORCH_CUDA_ALLOC_CONF; XPU and newer builds PYTORCH_ALLOC_CONF.
+    for (const char* key : {"PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF", "PYTORCH_HIP_ALLOC_CONF"}) {
+      if (const PickleValue* conf = settings.find(key); conf != nullptr && !conf->is_none()) {
+        if (conf->kind() != Kind::kStr) settings_place.at(key).fail("expected a str, found " + std::string(conf->type_name()));
+        metadata.alloc_conf = conf->as_str();
+        break;
+      }
+    }
+    if (const PickleValue* entries = settings.find("trace_alloc_max_entries"); entries != nullptr && entries->kind() == Kind::kInt) {
+      append_note(metadata.provenance.notes, "ring buffer size (trace_alloc_max_entries) " + std::to_string(entries->as_int()));
+    }
+    if (const PickleValue* overflow = settings.find("trace_alloc_overflowed"); overflow != nullptr && overflow->kind() == Kind::kBool) {
+      append_note(metadata.provenance.notes, overflow->as_bool() ? "ring buffer overflowed: earlier entries were dropped"
+                                                                 : "ring buffer did not overflow");
+    }
+  }
+
+  if (notes_.legacy_free_entries > 0) {
+    append_note(metadata.provenance.notes, std::to_string(notes_.legacy_free_entries) +
+                                               " legacy \"free\" entries (PyTorch 2.0) read as free_completed");
+  }
+  if (notes_.annotate_entries > 0) {
+    append_note(metadata.provenance.notes, std::to_string(notes_.annotate_entries) + " annotate entries skipped");
+  }
+  if (notes_.entries_without_time > 0) {
+    append_note(metadata.provenance.notes,
+                std::to_string(notes_.entries_without_time) + " entries without time_us (time 0)");
+  }
+  if (notes_.entries_without_stream > 0) {
+    append_note(metadata.provenance.notes,
+                std::to_string(notes_.entries_without_stream) + " entries without stream (default stream 0)");
+  }
+  if (notes_.blocks_from_history > 0) {
+    append_note(metadata.provenance.notes, std::to_string(notes_.blocks_from_history) +
+                                               " blocks without requested_size (2.0-era; taken from history or size)");
+  }
+
+  metadata.reconstructed_initial_state = false;
+  if (options_.reconstruct_initial_state) {
+    SegmentState state(trace.final_segments);
+    for (std::size_t i = trace.events.size(); i-- > 0;) state.undo(trace.events[i], i, source_);
+    trace.initial_segments = state.segments(options_.device);
+    metadata.reconstructed_initial_state = true;
+    append_note(metadata.provenance.notes,
+                "initial state reconstructed by undoing " + std::to_string(trace.events.size()) +
+                    " trace entries from the dump-time segments (as PyTorch's memory_viz does); blocks freed "
+                    "in the window but not allocated in it have their request rounded up to 512 bytes as size");
+  }
+  return trace;
+}
+
+void write_snapshot_document(StructuredWriter& writer, TraceEventSource& source) {
+  const TraceMetadata& metadata = source.metadata();
+  if (metadata.device < 0) throw Error("cannot write a snapshot for device " + std::to_string(metadata.device));
+  writer.begin_dict();
+  writer.write_str("device_traces");
+  writer.begin_list();
+  for (int d = 0; d < metadata.device; ++d) {
+    writer.begin_list();
+    writer.end_list();
+  }
+  writer.begin_list();
+  TraceEvent event;
+  while (source.next(event)) encode_trace_entry(writer, event);
+  writer.end_list();
+  writer.end_list();
+  writer.write_str("segments");
+  encode_segments(writer, source.final_segments());
+  writer.write_str("allocator_settings");
+  writer.begin_dict();
+  writer.write_str("PYTORCH_CUDA_ALLOC_CONF");
+  writer.write_str(metadata.alloc_conf);
+  writer.end_dict();
+  writer.write_str("offsim_metadata");
+  encode_metadata(writer, metadata);
+  writer.end_dict();
+  writer.finish();
+}
+
+std::string describe_trace(const Trace& trace) {
+  std::array<std::uint64_t, kTraceActionCount> counts{};
+  for (const TraceEvent& event : trace.events) ++counts[static_cast<std::size_t>(event.action)];
+  std::ostringstream out;
+  out << trace.events.size() << " events on device " << trace.metadata.device << " (";
+  bool first = true;
+  for (int i = 0; i < kTraceActionCount; ++i) {
+    if (counts[static_cast<std::size_t>(i)] == 0) continue;
+    out << (first ? "" : ", ") << to_string(static_cast<TraceAction>(i)) << " " << counts[static_cast<std::size_t>(i)];
+    first = false;
+  }
+  out << "); " << trace.final_segments.size() << " segments at the end, " << trace.initial_segments.size()
+      << " at the start";
+  if (trace.metadata.reconstructed_initial_state) out << " (reconstructed by rewinding the recorded events)";
+  return out.str();
+}
+
+}  // namespace offsim::sim
