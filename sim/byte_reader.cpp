@@ -28,8 +28,11 @@ ByteReader::ByteReader(const std::filesystem::path& path, std::size_t buffer_byt
   buffer_.reserve(buffer_capacity_);
 }
 
-ByteReader::ByteReader(std::string source, std::string bytes)
-    : source_(std::move(source)), buffer_(bytes.begin(), bytes.end()), size_(bytes.size()) {}
+ByteReader::ByteReader(std::string source, std::string bytes, std::uint64_t base_offset)
+    : source_(std::move(source)),
+      buffer_(bytes.begin(), bytes.end()),
+      consumed_before_buffer_(base_offset),
+      size_(base_offset + bytes.size()) {}
 
 ByteReader::~ByteReader() {
   if (file_ != nullptr) std::fclose(file_);

@@ -18,7 +18,8 @@ class ByteReader {
   /// Opens `path` for reading. Throws offsim::Error naming the file when it cannot be opened.
   explicit ByteReader(const std::filesystem::path& path, std::size_t buffer_bytes = std::size_t{1} << 20);
   /// Reads `bytes` (kept by the reader); `source` names it in messages ("<string>", a test name).
-  ByteReader(std::string source, std::string bytes);
+  /// `base_offset` is added to every offset reported, for bytes cut out of a larger file.
+  ByteReader(std::string source, std::string bytes, std::uint64_t base_offset = 0);
   ~ByteReader();
   ByteReader(const ByteReader&) = delete;
   ByteReader& operator=(const ByteReader&) = delete;
