@@ -124,6 +124,17 @@ std::optional<int> anima_l2i_tile_size(std::uint64_t full_decode_estimate, std::
   return std::nullopt;
 }
 
+std::optional<int> wan_l2v_tile_size(std::uint64_t untiled_estimate, std::uint64_t device_total_memory,
+                                     Backend backend, std::optional<int> vae_tile_sample_min_height) {
+  // wan_latents_to_video.py@8e71a8a519: total_vram only for exec_device.type "cuda" (ROCm too) or "xpu";
+  // `if total_vram is not None and estimated_working_memory > 0.9 * total_vram: use_tiling = True`.
+  if (backend == Backend::mps) return std::nullopt;
+  if (static_cast<double>(untiled_estimate) > 0.9 * static_cast<double>(device_total_memory)) {
+    return vae_tile_sample_min_height.value_or(256);
+  }
+  return std::nullopt;
+}
+
 std::uint64_t wan(const VaeWorkload& w, WanProfile profile) {
   require_family(w, {VaeFamily::wan21, VaeFamily::wan22}, "estimate_vae_working_memory_wan");
   const std::uint64_t es = es_of(w);

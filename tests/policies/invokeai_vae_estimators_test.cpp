@@ -144,6 +144,16 @@ TEST(InvokeAiWan, Pr9163UsesTwentyNineHundredForVideoAndNoStreaming) {
   EXPECT_EQ(wan(wan_video(VaeFamily::wan22, VaeOp::decode, 81), WanProfile::pr9163), 2'704'465'920u);
 }
 
+TEST(InvokeAiWan, L2vTilesWhenTheEstimateExceedsNinetyPercentOfTheCard) {
+  const std::uint64_t untiled = 5'579'857'920u;  // 832x480x81 A14B
+  EXPECT_EQ(wan_l2v_tile_size(untiled, 5 * GiB, Backend::cuda), 256);           // 0.9 * 5 GiB = 4.83e9
+  EXPECT_EQ(wan_l2v_tile_size(untiled, 6 * GiB, Backend::cuda), std::nullopt);  // 0.9 * 6 GiB = 5.80e9
+  EXPECT_EQ(wan_l2v_tile_size(untiled, 5 * GiB, Backend::rocm), 256);
+  EXPECT_EQ(wan_l2v_tile_size(untiled, 5 * GiB, Backend::xpu, 192), 192);
+  EXPECT_EQ(wan_l2v_tile_size(untiled, 24 * GiB, Backend::cuda), std::nullopt);
+  EXPECT_EQ(wan_l2v_tile_size(untiled, 5 * GiB, Backend::mps), std::nullopt);
+}
+
 // ---- Qwen-Image ----
 
 TEST(InvokeAiQwenImage, Pr9305FirstCommitUses5500And2750OnEveryBackend) {

@@ -61,6 +61,14 @@ enum class WanProfile {
 /// wan_latents_to_video.py decides it (it never streams a tiled decode).
 std::uint64_t wan(const VaeWorkload& workload, WanProfile profile);
 
+/// The wan_l2v node's tiling fallback (wan_latents_to_video.py, since PR #9163 eb9a951248, unchanged to
+/// 8e71a8a519): on CUDA/XPU, when the untiled estimate exceeds 0.9 x the device's total memory it tiles with
+/// the VAE's tile_sample_min_height, `getattr(vae, "tile_sample_min_height", 256)`, and re-estimates with
+/// streaming off. `vae_tile_sample_min_height` is that attribute when the scenario knows it; otherwise the
+/// node's fallback 256 is used. Returns the tile size to put in the workload, or nullopt for no tiling.
+std::optional<int> wan_l2v_tile_size(std::uint64_t untiled_estimate, std::uint64_t device_total_memory,
+                                     Backend backend, std::optional<int> vae_tile_sample_min_height = std::nullopt);
+
 /// Versions of estimate_vae_working_memory_qwen_image that shipped or sat on the PR #9305 / #9427 branches.
 enum class QwenImageProfile {
   /// e9aa4b0f73 (PR #9305 first commit, 2026-06-25): decode 5500 / encode 2750 on every backend
