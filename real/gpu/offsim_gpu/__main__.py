@@ -26,6 +26,8 @@ def _part(name: str, out_dir: str, fn) -> int:
     t0 = time.time()
     common.log(name, "start")
     try:
+        if os.environ.get("OFFSIM_INJECT_FAILURE") == name:  # test hook: prove later parts survive a failure
+            raise RuntimeError(f"failure injected into part {name} (OFFSIM_INJECT_FAILURE)")
         summary = fn() or {}
         status = summary.get("status", "ok")
         rc = 0

@@ -15,7 +15,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-MODES = ("math", "efficient", "auto")
+# Names shared with the C++ twins (include/offsim/real/switches.hpp: "math", "efficient",
+# "legacy-fp32-softmax"); "auto" = PyTorch's own dispatch, which only exists on the GPU.
+MODES = ("math", "efficient", "auto", "legacy-fp32-softmax")
+
+_current = {"mode": "auto"}
+
+
+def current_mode() -> str:
+    return _current["mode"]
 
 HAVE_SDPA = hasattr(F, "scaled_dot_product_attention")
 
@@ -44,7 +52,19 @@ def backend(mode: str):
     """Restrict SDPA to one backend for the duration of a measured call."""
     if mode not in MODES:
         raise ValueError(f"attention mode {mode!r}: expected one of {MODES}")
-    if mode == "auto" or not HAVE_SDPA:
+    previous = _current["mode"]
+    _current["mode"] = mode
+    try:
+        with _sdpa_backend(mode):
+            yield
+    finally:
+        _current["mode"] = previous
+
+
+@contextlib.contextmanager
+def _sdpa_backend(mode: str):
+    # legacy-fp32-softmax does not call SDPA at all (twins_akl.Attention computes it explicitly).
+    if mode in ("auto", "legacy-fp32-softmax") or not HAVE_SDPA:
         yield
         return
     try:

@@ -7,6 +7,7 @@ same layer list: FLUX.1 plus conv_out 512->64, quant convs 64->64 / 32->32 and c
 Qwen-Image 126,892,531 (spec: 126.89 M; the exact integer is computed from diffusers' layer list, see
 tests). Random weights are fine for memory; the init keeps activations O(1) so that fp16 does not
 overflow (an inf/NaN would not change memory but would make the output check fail).
+The init is PyTorch's default range, drawn with a seeded generator on the target device.
 """
 from __future__ import annotations
 
@@ -57,8 +58,11 @@ def init_weights(module: nn.Module, seed: int = 0) -> None:
         elif leaf == "bias":
             p.zero_()
         else:
+            # PyTorch's default Conv/Linear init range (kaiming_uniform with a = sqrt(5) gives
+            # U(-1/sqrt(fan_in), 1/sqrt(fan_in))); uniform_ is also ~5x faster than normal_ for bf16 on CPU.
             fan_in = p[0].numel() if p.dim() > 1 else p.numel()
-            p.normal_(0.0, 1.0 / math.sqrt(max(1, fan_in)), generator=gen)
+            bound = 1.0 / math.sqrt(max(1, fan_in))
+            p.uniform_(-bound, bound, generator=gen)
     for name, b in module.named_buffers():
         if name.endswith("running_var"):
             b.fill_(1.0)

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import attention
 from .attention import sdpa
 
 
@@ -105,17 +106,41 @@ class Attention(nn.Module):
         key = self.to_k(hidden_states)
         value = self.to_v(hidden_states)
         head_dim = key.shape[-1] // self.heads
-        query = query.view(b, -1, self.heads, head_dim).transpose(1, 2)
-        key = key.view(b, -1, self.heads, head_dim).transpose(1, 2)
-        value = value.view(b, -1, self.heads, head_dim).transpose(1, 2)
-        hidden_states = sdpa(query, key, value)
-        hidden_states = hidden_states.transpose(1, 2).reshape(b, -1, self.heads * head_dim)
+        if attention.current_mode() == "legacy-fp32-softmax":
+            hidden_states = self._legacy(query, key, value, head_dim)
+        else:
+            query = query.view(b, -1, self.heads, head_dim).transpose(1, 2)
+            key = key.view(b, -1, self.heads, head_dim).transpose(1, 2)
+            value = value.view(b, -1, self.heads, head_dim).transpose(1, 2)
+            hidden_states = sdpa(query, key, value)
+            hidden_states = hidden_states.transpose(1, 2).reshape(b, -1, self.heads * head_dim)
         hidden_states = hidden_states.to(query.dtype)
         hidden_states = self.to_out[0](hidden_states)
         hidden_states = self.to_out[1](hidden_states)
         hidden_states = hidden_states.transpose(-1, -2).reshape(b, c, h, w)
         hidden_states = hidden_states + residual
         return hidden_states / self.rescale_output_factor
+
+
+    def _legacy(self, query, key, value, head_dim):
+        """diffusers' legacy AttnProcessor (attention_processor.py, Attention.get_attention_scores with
+        upcast_softmax=True): an empty N x N baddbmm input in the working dtype, scores, fp32 upcast,
+        fp32 softmax, cast back, bmm."""
+        b, n, _ = query.shape
+        dtype = query.dtype
+        query = query.reshape(b, n, self.heads, head_dim).permute(0, 2, 1, 3).reshape(b * self.heads, n, head_dim)
+        key = key.reshape(b, n, self.heads, head_dim).permute(0, 2, 1, 3).reshape(b * self.heads, n, head_dim)
+        value = value.reshape(b, n, self.heads, head_dim).permute(0, 2, 1, 3).reshape(b * self.heads, n, head_dim)
+        baddbmm_input = torch.empty(b * self.heads, n, n, dtype=dtype, device=query.device)
+        scores = torch.baddbmm(baddbmm_input, query, key.transpose(-1, -2), beta=0, alpha=head_dim ** -0.5)
+        del baddbmm_input
+        scores = scores.float()
+        probs = scores.softmax(dim=-1)
+        del scores
+        probs = probs.to(dtype)
+        hidden_states = torch.bmm(probs, value)
+        del probs
+        return hidden_states.reshape(b, self.heads, n, head_dim).permute(0, 2, 1, 3).reshape(b, n, self.heads * head_dim)
 
 
 class Upsample2D(nn.Module):

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import attention
 from .attention import sdpa
 
 CACHE_T = 2
@@ -169,6 +170,8 @@ class AttentionBlock(nn.Module):
         self.proj = nn.Conv2d(dim, dim, 1, **fk)
 
     def forward(self, x):
+        if attention.current_mode() == "legacy-fp32-softmax":
+            raise ValueError("legacy-fp32-softmax is diffusers' AutoencoderKL processor; the Qwen-Image VAE calls SDPA")
         identity = x
         b, c, t, h, w = x.size()
         x = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
