@@ -27,9 +27,11 @@ unquantized is the converter's choice and was not read from the actual file: her
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 
-BYTES = {"bf16": 2, "fp16": 2, "f32": 4}
+BYTES = {"bf16": 2, "fp16": 2, "f32": 4, "i64": 8}
 
 
 @dataclass(frozen=True)
@@ -186,10 +188,56 @@ MANIFESTS = {
     "qwen25_vl_7b_bf16": (qwen25_vl_7b, 8_292_166_656),
 }
 
+# The project's committed manifests (traces/models/*.json, format offsim-model-manifest/1, written by
+# traces/models/generate_manifests.py) are what the simulator's scenarios load, so the GPU run uses the
+# same tensor lists when they are there (they travel with the working tree); the lists above are an
+# independent derivation, used when the files are absent and cross-checked against them in the tests
+# (same totals; the FLUX.2-klein transformer file uses diffusers names, where q/k/v are three tensors
+# instead of BFL's fused qkv).
+COMMITTED = {
+    "flux2_klein_9b_transformer_bf16": "flux2-klein-9b-transformer.json",
+    "qwen3_8b_bf16": "flux2-klein-9b-text-encoder.json",
+    "qwen_image_transformer_q8_0": "qwen-image-edit-2511-transformer-q8_0.json",
+    "qwen25_vl_7b_bf16": "qwen-image-text-encoder.json",
+}
+COMMITTED_FORMAT = "offsim-model-manifest/1"
+
+
+def traces_models_dir() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.environ.get("OFFSIM_MODELS_DIR") or os.path.normpath(os.path.join(here, "..", "..", "..", "traces", "models"))
+
+
+def load_committed(name: str, models_dir: str | None = None) -> list[Tensor] | None:
+    path = os.path.join(models_dir or traces_models_dir(), COMMITTED[name])
+    if not os.path.isfile(path):
+        return None
+    with open(path, "r", encoding="utf-8") as f:
+        d = json.load(f)
+    if d.get("format") != COMMITTED_FORMAT:
+        raise ValueError(f"{path}: format {d.get('format')!r}, expected {COMMITTED_FORMAT!r}")
+    out = []
+    for i, t in enumerate(d["tensors"]):
+        x = Tensor(t["name"], tuple(t["shape"]), t["dtype"])
+        if x.nbytes != t["bytes"]:
+            raise ValueError(f"{path}: tensor {i} ({t['name']}): {t['bytes']} bytes, expected {x.nbytes} for "
+                             f"{t['dtype']} {t['shape']}")
+        out.append(x)
+    if sum(x.nbytes for x in out) != d["total_bytes"]:
+        raise ValueError(f"{path}: tensors sum to {sum(x.nbytes for x in out)}, total_bytes says {d['total_bytes']}")
+    return out
+
 
 def get(name: str) -> list[Tensor]:
+    return get_with_source(name)[0]
+
+
+def get_with_source(name: str) -> tuple[list[Tensor], str]:
+    committed = load_committed(name)
+    if committed is not None:
+        return committed, "traces/models/" + COMMITTED[name]
     fn, _ = MANIFESTS[name]
-    return fn()
+    return fn(), "offsim_gpu.manifests (built-in derivation)"
 
 
 def summary(tensors: list[Tensor]) -> dict:

@@ -40,7 +40,7 @@ def _files(src_dir: str) -> list[str]:
 
 def _build(src_dir: str, members: list[str], arcroot: str, dropped: list[dict]) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=4) as tar:
         for rel in members:
             tar.add(os.path.join(src_dir, rel), arcname=f"{arcroot}/{rel}", recursive=False)
         if dropped:

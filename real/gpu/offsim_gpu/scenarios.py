@@ -16,9 +16,9 @@ What is real and what is not (also written into every result):
   policies in policies/ are the reference implementation, this is only the GPU-side replay.
 
 Scenarios (shared/specs/offload_policies.md section 7, DESIGN.md section 1):
-* B11 LightX2V FLUX.2-klein-9B, cpu_offload, 3 calls on an RTX 5090 reporting 31.35 GiB: before the fix
-  the transformer stays resident and call 2 fails loading a 32 MiB text-encoder weight; after it, three
-  calls pass.
+* B11 LightX2V FLUX.2-klein-9B, cpu_offload, 3 calls on "a 32 GB Blackwell card" reporting 31.35 GiB
+  (RTX 5090 in DESIGN.md; docs/seed_facts.md 2.1): before the fix the transformer stays resident and call 2
+  fails in text_encoder.to(device) on a 32 MiB weight; after it, three calls pass.
 * B1 InvokeAI Qwen-Image-Edit decode at 1248x832 with the Q8_0 GGUF transformer (~20.7 GB) and the
   Qwen2.5-VL text encoder (~15.8 GB) resident on a card reporting 44.98 GiB (ROCm W7900 in the report;
   here CUDA, which is the point: the verdict depends on the backend), with no estimate (3 GiB default
@@ -40,7 +40,8 @@ SCENARIOS = {
         "bug": "B11", "kind": "lightx2v", "capacity_gib": 31.35, "fixed": False, "calls": 3, "steps": 4,
         "width": 1024, "height": 1024, "vae": "flux2", "dtype": "bf16",
         "te": "qwen3_8b_bf16", "dit": "flux2_klein_9b_transformer_bf16",
-        "schedule": "pre-#1053 Flux2: to_cuda() at every step, never to_cpu() (offload_granularity=phase as in PR #1051)",
+        "schedule": "pre-#1053 (c177fd82 'before') Flux2: to_cuda() at every step, never to_cpu(); the #1051 text read "
+                    "names neither the granularity nor the step count (docs/seed_facts.md 2.1): 4 steps as #1053's config",
     },
     "lightx2v_klein9b_post_fix": {
         "bug": "B11", "kind": "lightx2v", "capacity_gib": 31.35, "fixed": True, "calls": 3, "steps": 4,
@@ -87,6 +88,8 @@ class CudaDevice:
         for x in tensors:
             if x.dtype == "q8_0":  # GGUF blocks stay quantized on the device: one uint8 buffer
                 out.append(t.empty(x.nbytes, dtype=t.uint8, device="cuda"))
+            elif x.dtype == "i64":
+                out.append(t.empty(x.shape, dtype=t.int64, device="cuda"))
             else:
                 out.append(t.empty(x.shape, dtype=dt[x.dtype], device="cuda"))
         return out
@@ -218,16 +221,18 @@ def run_variant(name: str, work_dir: str, dry_run: bool) -> dict:
         out["ballast"] = {"requested": None, "note": "dry run: nothing allocated"}
     rec = Recorder(dev)
     rec.mark("start")
-    te_list, dit_list = manifests.get(sc["te"]), manifests.get(sc["dit"])
-    out["manifests"] = {sc["te"]: manifests.summary(te_list), sc["dit"]: manifests.summary(dit_list)}
+    (te_list, te_src), (dit_list, dit_src) = manifests.get_with_source(sc["te"]), manifests.get_with_source(sc["dit"])
+    out["manifests"] = {sc["te"]: {"source": te_src, **manifests.summary(te_list)},
+                        sc["dit"]: {"source": dit_src, **manifests.summary(dit_list)}}
     try:
         vae = twins.build(sc["vae"], "cuda" if cuda else "cpu", twins.DTYPES[sc["dtype"]])
         out["vae_weight_bytes"] = twins.weight_bytes(vae)
         rec.mark("vae_resident")
+        # The helpers fill out["calls"] / out["decision"] as they go, so an OOM keeps what happened before it.
         if sc["kind"] == "lightx2v":
-            out["calls"] = _lightx2v(torch, dev, rec, sc, vae, te_list, dit_list, cuda)
+            _lightx2v(torch, dev, rec, sc, vae, te_list, dit_list, cuda, out.setdefault("calls", []))
         else:
-            out["decision"] = _invokeai(torch, dev, rec, sc, vae, te_list, dit_list, cuda)
+            _invokeai(torch, dev, rec, sc, vae, te_list, dit_list, cuda, out.setdefault("decision", {}))
         out["status"] = "ok"
     except dev.oom as e:
         out["status"] = "oom"
@@ -248,8 +253,7 @@ def run_variant(name: str, work_dir: str, dry_run: bool) -> dict:
     return out
 
 
-def _lightx2v(torch, dev, rec, sc, vae, te_list, dit_list, cuda) -> list:
-    calls = []
+def _lightx2v(torch, dev, rec, sc, vae, te_list, dit_list, cuda, calls: list) -> list:
     dit = None
     for c in range(1, sc["calls"] + 1):
         call = {"call": c}
@@ -281,7 +285,7 @@ def _lightx2v(torch, dev, rec, sc, vae, te_list, dit_list, cuda) -> list:
     return calls
 
 
-def _invokeai(torch, dev, rec, sc, vae, te_list, dit_list, cuda) -> dict:
+def _invokeai(torch, dev, rec, sc, vae, te_list, dit_list, cuda, decision: dict) -> dict:
     te = dev.load(te_list)
     rec.mark("te_resident")
     dit = dev.load(dit_list)
@@ -292,8 +296,8 @@ def _invokeai(torch, dev, rec, sc, vae, te_list, dit_list, cuda) -> dict:
     wm = INVOKEAI_DEFAULT_WM if k is None else k * sc["height"] * sc["width"] * el
     s = dev.stats()
     free = s["driver_free"]
-    decision = {"working_memory": wm, "estimate_k": k, "driver_free_at_decision": free, "vae_needed": 0,
-                "available": free - wm}
+    decision.update({"working_memory": wm, "estimate_k": k, "driver_free_at_decision": free, "vae_needed": 0,
+                     "available": free - wm})
     unloaded = 0
     if free - wm < 0:
         # Smallest-first offload of unlocked models: the VAE is locked (in use); the text encoder is smaller

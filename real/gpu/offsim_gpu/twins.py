@@ -2,10 +2,13 @@
 fill with a fast deterministic random init.
 
 Parameter counts must equal the real checkpoints (brief + shared/specs/vae_architectures.md 5.1):
-SD1.5/SDXL 83,653,863; FLUX.1 83,819,683; FLUX.2 84,046,115 (34.42 M enc + 49.62 M dec, computed from the
-same layer list: FLUX.1 plus conv_out 512->64, quant convs 64->64 / 32->32 and conv_in 32->512);
-Qwen-Image 126,892,531 (spec: 126.89 M; the exact integer is computed from diffusers' layer list, see
-tests). Random weights are fine for memory; the init keeps activations O(1) so that fp16 does not
+SD1.5/SDXL 83,653,863; FLUX.1 83,819,683; FLUX.2 84,046,115 parameters (34.42 M enc + 49.62 M dec: FLUX.1
+plus conv_out 512->64, quant convs 64->64 / 32->32 and conv_in 32->512), plus the BatchNorm running
+statistics (256 elements + num_batches_tracked) that make the 84,046,371-element, 168,092,750-byte bf16
+state dict of docs/seed_facts.md; Qwen-Image 126,892,531 (spec: 126.89 M). The tests also compare every
+state-dict name, shape and byte count with the project's manifests in traces/models/*-vae.json.
+Weights are allocated in module registration order, which is what `model.to("cuda")` does (diffusers'
+mid blocks register attentions before resnets). Random weights are fine for memory; the init keeps activations O(1) so that fp16 does not
 overflow (an inf/NaN would not change memory but would make the output check fail).
 The init is PyTorch's default range, drawn with a seeded generator on the target device.
 """

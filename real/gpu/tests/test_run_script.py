@@ -72,6 +72,21 @@ class TwinTests(unittest.TestCase):
         sd = twins.construct("sd")
         self.assertAlmostEqual(sum(p.numel() for n, p in sd.named_parameters() if n.startswith("decoder.")) / 1e6, 49.490, places=2)
 
+    def test_state_dicts_match_the_project_manifests(self):
+        d = manifests.traces_models_dir()
+        files = {"sd": "sd15-vae.json", "flux1": "flux1-dev-vae.json", "flux2": "flux2-vae.json", "qwen": "qwen-image-vae.json"}
+        for model, f in files.items():
+            path = os.path.join(d, f)
+            if not os.path.isfile(path):
+                self.skipTest(f"{path} not present")
+            with self.subTest(model=model), open(path, encoding="utf-8") as fh:
+                ref = json.load(fh)
+                dt = {"fp16": torch.float16, "bf16": torch.bfloat16}[ref["dtype"]]
+                m = twins.construct(model, dtype=dt)
+                mine = {k: list(v.shape) for k, v in m.state_dict().items()}
+                self.assertEqual(mine, {t["name"]: t["shape"] for t in ref["tensors"]})
+                self.assertEqual(twins.weight_bytes(m), ref["total_bytes"])
+
     def test_diffusers_state_dict_names(self):
         names = {n for n, _ in twins.construct("sd").named_parameters()}
         for key in ("decoder.up_blocks.3.resnets.0.conv_shortcut.weight", "decoder.mid_block.attentions.0.to_out.0.weight",
@@ -292,11 +307,26 @@ class ManifestAndScenarioTests(unittest.TestCase):
         self.assertAlmostEqual(manifests.summary(manifests.qwen25_vl_7b())["bytes"] / MiB / 1000, 15.8, delta=0.05)
         self.assertEqual(manifests.Tensor("w", (64, 32), "q8_0").nbytes, 64 * 34)
 
+    def test_committed_manifests_agree_with_the_builtin_derivation(self):
+        d = manifests.traces_models_dir()
+        if not os.path.isdir(d):
+            self.skipTest(f"{d} not present")
+        for name, (fn, params) in manifests.MANIFESTS.items():
+            with self.subTest(name=name):
+                committed = manifests.load_committed(name)
+                self.assertIsNotNone(committed, name)
+                mine = fn()
+                self.assertEqual(sum(x.nbytes for x in committed), sum(x.nbytes for x in mine))
+                self.assertEqual(sum(x.numel for x in committed), params)
+                self.assertEqual(manifests.get_with_source(name)[1], "traces/models/" + manifests.COMMITTED[name])
+        with tempfile.TemporaryDirectory() as empty:
+            self.assertIsNone(manifests.load_committed("qwen3_8b_bf16", empty))
+
     def test_lightx2v_dry_run_flow(self):
         with tempfile.TemporaryDirectory() as d:
             pre = scenarios.run_variant("lightx2v_klein9b_pre_fix", d, dry_run=True)
-            self.assertEqual(pre["status"], "oom")
-            self.assertEqual(pre["calls"] if "calls" in pre else None, None)  # the OOM aborts the run, as in the field
+            self.assertEqual(pre["status"], "oom")  # the OOM ends the run, as in the field report
+            self.assertEqual([c["status"] for c in pre["calls"]], ["ok", "oom"])
             self.assertTrue(any(s["stage"] == "call1.end" for s in pre["stages"]))
             self.assertFalse(any(s["stage"] == "call2.end" for s in pre["stages"]))
             post = scenarios.run_variant("lightx2v_klein9b_post_fix", d, dry_run=True)
