@@ -68,6 +68,7 @@ export OFFSIM_GIT_SHA
 
 # Everything printed also lands in OUT_DIR/run.log.
 exec > >(tee -a "$OUT_DIR/run.log") 2>&1
+TEE_PID=$!
 
 budget_of() {  # default budgets (s): sum 285 with the finalize reserve
   local p="$1" var
@@ -132,4 +133,9 @@ END=$(date +%s)
 echo "offsim GPU run finished in $((END - START))s; failed parts: ${FAILED[*]:-none}"
 ls -l "$OUT_DIR"
 if [[ -z "${OFFSIM_KEEP_WORK:-}" && -z "${OFFSIM_WORK:-}" ]]; then rm -rf "$WORK"; fi
-[[ ${#FAILED[@]} -eq 0 ]]
+RC=0
+((${#FAILED[@]} == 0)) || RC=1
+# Let tee write the last lines into run.log before the script returns.
+exec 1>&- 2>&-
+wait "$TEE_PID" 2>/dev/null || true
+exit "$RC"
