@@ -10,4 +10,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // a property failed, a strict replay diverged
 inline constexpr int kExitUsage = 2;   // bad input: the message says which and why
 
+// `offsim eval` (eval_command.cpp).
+void add_eval_command(CLI::App& app, int& exit_code);
+
+// `offsim record` (record_command.cpp; only defined when built with libtorch, OFFSIM_HAVE_TORCH).
+void add_record_command(CLI::App& app, int& exit_code);
+
 }  // namespace offsim::cli

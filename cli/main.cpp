@@ -9,7 +9,12 @@ int main(int argc, char** argv) {
   CLI::App app{"offsim: simulate and property-test GPU offload policies against PyTorch's caching allocator"};
   app.set_version_flag("--version", "offsim 0.1.0");
   app.require_subcommand(1);
+  int exit_code = offsim::cli::kExitOk;  // set by the subcommand that ran
   // Subcommands (one file each in cli/).
+  offsim::cli::add_eval_command(app, exit_code);
+#ifdef OFFSIM_HAVE_TORCH
+  offsim::cli::add_record_command(app, exit_code);
+#endif
 
   try {
     app.parse(argc, argv);
@@ -22,5 +27,5 @@ int main(int argc, char** argv) {
     std::cerr << "offsim: internal error: " << e.what() << "\n";
     return offsim::cli::kExitUsage;
   }
-  return offsim::cli::kExitOk;
+  return exit_code;
 }

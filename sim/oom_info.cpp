@@ -7,8 +7,10 @@ namespace offsim::sim {
 
 std::string OomInfo::message(Platform platform) const {
   // Wording of the OutOfMemoryError raised in DeviceCachingAllocator::malloc. Like upstream it prints
-  // alloc_size (the segment it tried to obtain), not the caller's request.
-  std::string out = platform == Platform::kRocm ? "HIP out of memory. " : "CUDA out of memory. ";
+  // alloc_size (the segment it tried to obtain), not the caller's request. ROCm builds print "CUDA out
+  // of memory" too (the W7900 message quoted in InvokeAI PR #9305); only the NVML process list is absent.
+  (void)platform;
+  std::string out = "CUDA out of memory. ";
   out += "Tried to allocate " + format_bytes(alloc_size) + ". GPU 0 has a total capacity of " +
          format_bytes(device.total) + " of which " + format_bytes(device.free) + " is free. ";
   if (limit) out += format_bytes(*limit) + " allowed; ";

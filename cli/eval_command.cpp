@@ -1,0 +1,159 @@
+// `offsim eval`: every selected policy on every scenario of a suite; a table of OOMs, evictions, bytes
+// moved, transfer time, peak reserved and the P1-P5 verdicts, and the same as JSON (--json).
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+#include "commands.hpp"
+#include "offsim/policies/eval_result.hpp"
+#include "offsim/policies/policy_registry.hpp"
+#include "offsim/sim/atomic_output_file.hpp"
+#include "offsim/sim/bytes.hpp"
+#include "offsim/sim/errors.hpp"
+#include "progress.hpp"
+#include "repository_root.hpp"
+#include "table.hpp"
+
+namespace offsim::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace offsim::policies;
+
+struct EvalOptions {
+  std::vector<std::string> policies;
+  std::vector<std::string> suites;
+  std::string json_path;
+  std::string root;
+  bool quiet = false;
+  bool no_min_capacity = false;
+};
+
+std::vector<fs::path> scenario_files(const std::vector<std::string>& suites, const fs::path& root) {
+  std::vector<fs::path> files;
+  for (const std::string& s : suites) {
+    fs::path p = fs::path(s).is_absolute() || fs::exists(s) ? fs::path(s) : root / s;
+    if (fs::is_directory(p)) {
+      std::vector<fs::path> found;
+      for (const auto& entry : fs::directory_iterator(p)) {
+        if (entry.path().extension() == ".json") found.push_back(entry.path());
+      }
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(p)) {
+      files.push_back(p);
+    } else {
+      throw ConfigError("--suite " + s + ": no such scenario file or folder");
+    }
+  }
+  if (files.empty()) throw ConfigError("no scenarios found in the selected suite");
+  return files;
+}
+
+std::string gb(std::uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(bytes) / 1e9);
+  return buf;
+}
+
+int run(const EvalOptions& o) {
+  const fs::path root = repository_root(o.root);
+  std::vector<Scenario> scenarios;
+  for (const fs::path& file : scenario_files(o.suites, root)) scenarios.push_back(Scenario::load(file, root));
+
+  std::vector<std::string> policy_ids;
+  if (o.policies.empty()) {
+    for (const PolicyEntry& e : all_policies()) policy_ids.push_back(e.id);
+  } else {
+    for (const std::string& p : o.policies) {
+      for (std::string& id : match_policies(p)) policy_ids.push_back(std::move(id));
+    }
+  }
+
+  PropertyOptions options;
+  options.check_min_capacity = !o.no_min_capacity;
+  std::vector<EvalResult> results;
+  results.reserve(scenarios.size() * policy_ids.size());
+  Progress progress("eval", scenarios.size() * policy_ids.size(), o.quiet);
+  for (const Scenario& scenario : scenarios) {
+    for (const std::string& id : policy_ids) {
+      try {
+        results.push_back(evaluate(id, scenario, options));
+      } catch (const ConfigError& e) {
+        // A policy that cannot express the scenario (e.g. a granularity it lacks) is reported, not fatal.
+        EvalResult r;
+        r.scenario = &scenario;
+        r.run.policy.id = id;
+        r.run.scenario = scenario.name;
+        r.run.failure = std::string("not applicable: ") + e.what();
+        results.push_back(std::move(r));
+      }
+      progress.update(results.size());
+    }
+  }
+  progress.finish();
+
+  Table table({"scenario", "policy", "result", "evict", "GB moved", "xfer s", "peak rsv", "P1", "P2", "P3", "P4", "P5"});
+  bool any_failed = false;
+  for (const EvalResult& r : results) {
+    const bool applicable = r.run.failure.rfind("not applicable", 0) != 0;
+    std::vector<std::string> row = {r.run.scenario, r.run.policy.id};
+    if (!applicable) {
+      row.insert(row.end(), {"n/a", "", "", "", "", "", "", "", "", ""});
+      table.add(row);
+      continue;
+    }
+    row.push_back(r.run.completed ? "ok" : "OOM");
+    row.push_back(std::to_string(r.run.evictions));
+    row.push_back(gb(r.run.bytes_to_device + r.run.bytes_to_host));
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.2f", r.run.transfer_seconds);
+    row.push_back(secs);
+    row.push_back(format_bytes(r.run.peak_reserved));
+    for (const PropertyResult& p : r.properties.results) row.push_back(std::string(to_string(p.verdict)));
+    any_failed = any_failed || r.properties.failed();
+    table.add(row);
+  }
+  table.print(std::cout);
+  std::cout << "\n";
+  for (const EvalResult& r : results) {
+    if (!r.properties.failed()) continue;
+    std::cout << r.run.scenario << " x " << r.run.policy.id << ":\n";
+    for (const PropertyResult& p : r.properties.results) {
+      if (p.verdict == Verdict::kFail) std::cout << "  " << p.id << " " << p.detail << "\n";
+    }
+  }
+  std::cout << "\nP1 stop=satisfied => F_P >= E + W_load   P2 E >= T_cold   P3 no unhandled OOM   "
+               "P4 offloaded means offloaded, k calls fit where 1 fits   P5 E <= 1.5 T_cold (reported)\n"
+               "T comes from each stage's working-memory trace; its provenance is in the JSON (--json).\n";
+
+  if (!o.json_path.empty()) {
+    sim::AtomicOutputFile out(o.json_path);
+    out.write(to_json(results).dump(1));
+    out.write("\n");
+    out.commit();
+    if (!o.quiet) std::cout << "wrote " << o.json_path << "\n";
+  }
+  (void)any_failed;  // eval reports; `offsim check` is the gate
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "Run policies over a suite of scenarios on the simulator and judge P1-P5");
+  cmd->add_option("--policy,-p", options->policies, "Policy id or family (repeatable; default: all)");
+  cmd->add_option("--suite,-s", options->suites, "Scenario file or folder (repeatable; default: scenarios/default)");
+  cmd->add_option("--json", options->json_path, "Write the results as JSON (schema docs/eval_json.md)");
+  cmd->add_option("--root", options->root, "offsim checkout holding traces/ and scenarios/ (default: found)");
+  cmd->add_flag("--quiet,-q", options->quiet, "No progress line");
+  cmd->add_flag("--no-min-capacity", options->no_min_capacity, "Skip P4's minimum-capacity search");
+  cmd->callback([options, &exit_code] {
+    if (options->suites.empty()) options->suites.push_back("scenarios/default");
+    exit_code = run(*options);
+  });
+}
+
+}  // namespace offsim::cli

@@ -1,0 +1,119 @@
+// An offload policy: the model cache or schedule that decides which weights are on the device before
+// each stage runs. Every policy reports, per decision, what DESIGN.md section 2 needs to judge it: the
+// working-memory estimate E it used, its own free-memory figure F_P, the weights it loaded W_load and
+// why it stopped evicting.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "offsim/policies/memory_backend.hpp"
+#include "offsim/policies/resident_model.hpp"
+#include "offsim/policies/scenario.hpp"
+
+namespace offsim::policies {
+
+enum class StopReason {
+  kSatisfied,      // the policy's own condition (enough free memory) held when it stopped evicting
+  kExhausted,      // everything left was locked or already off the device; it proceeded anyway
+  kNotApplicable,  // schedule-based offloaders decide no free-memory question
+};
+std::string_view to_string(StopReason reason);
+
+struct Eviction {
+  std::string model;
+  std::uint64_t bytes = 0;  // weights moved off the device
+};
+
+/// One decision of a policy before a stage step.
+struct StageDecision {
+  /// E: the working memory the policy reserved for the stage (its default when the call site passed
+  /// none); nullopt for policies that reserve nothing.
+  std::optional<std::uint64_t> estimate;
+  std::string estimate_source;  // estimator id, or "default 3 GiB (no estimate passed)"
+  /// F_P: free memory as the policy computes it, before subtracting E, when it stopped evicting.
+  std::optional<std::int64_t> free_memory;
+  std::uint64_t weights_loaded = 0;  // W_load
+  StopReason stop = StopReason::kNotApplicable;
+  std::vector<Eviction> evictions;
+  /// A weight load failed inside the decision (e.g. InvokeAI's full load that "tries anyway").
+  std::optional<OomReport> load_oom;
+  /// Weights of a partially loaded model are copied to the device layer by layer while the stage runs
+  /// (InvokeAI's autocast layers, ComfyUI's lowvram cast): the largest such copy is held on top of the
+  /// stage's working memory.
+  std::uint64_t streamed_weights = 0;
+};
+
+/// What a policy says about residency after a request (P4).
+struct ResidencyClaim {
+  std::vector<std::string> offloaded;         // models it reports as off the device
+  std::vector<std::string> resident_by_design;  // kept on purpose (cache hits, LightX2V block buffers)
+};
+
+struct PolicyInfo {
+  std::string id;        // "invokeai@a6724695"
+  std::string family;    // "invokeai": the key of scenario.policy_settings it reads
+  std::string label;     // one line
+  std::string upstream;  // "repo:path@commit" it transcribes
+  /// How F_P is computed, e.g. "driver_free (reserved-but-unallocated counts as used)"; empty for
+  /// schedule-based offloaders, which have none (P1 does not apply).
+  std::string free_memory_formula;
+  /// Documented slack P1 allows: W_load may exceed F_P - E by this much (InvokeAI's +1 MB).
+  std::uint64_t p1_slack = 0;
+  /// The policy asks an estimator (P2/P5 apply to what it uses).
+  bool uses_estimates = false;
+};
+
+/// What a policy may touch while deciding: the device and the models' residency.
+class RunContext {
+ public:
+  RunContext(const Scenario& scenario, MemoryBackend& backend);
+
+  const Scenario& scenario() const { return *scenario_; }
+  MemoryBackend& backend() { return *backend_; }
+  ResidentModel& model(const std::string& id);
+  const ResidentModel& model(const std::string& id) const;
+  std::vector<std::string> model_ids() const;
+  /// The policy family's settings from the scenario (an empty object when absent).
+  const nlohmann::json& settings(const std::string& family) const;
+
+  /// Allocations the policy itself holds (LightX2V's block buffers): counted as resident by design.
+  std::optional<std::uint64_t> allocate_buffer(const std::string& label, std::uint64_t bytes);
+  void free_buffers(const std::string& label);
+  std::uint64_t buffer_bytes() const;
+
+ private:
+  const Scenario* scenario_;
+  MemoryBackend* backend_;
+  std::map<std::string, ResidentModel> models_;
+  std::multimap<std::string, std::uint64_t> buffers_;  // label -> address
+  std::map<std::uint64_t, std::uint64_t> buffer_sizes_;
+};
+
+/// A stage step as the runner presents it to the policy.
+struct StageStep {
+  const Stage* stage = nullptr;
+  int call = 0;  // 0-based
+  int step = 0;  // 0-based denoise step
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual const PolicyInfo& info() const = 0;
+  /// Start of the run: models that are already on the device (scenario.initially_resident) are loaded
+  /// by the runner before this is called.
+  virtual void begin_run(RunContext& /*context*/) {}
+  /// Make room and put what the stage needs on the device.
+  virtual StageDecision prepare(RunContext& context, const StageStep& step) = 0;
+  /// The stage step has run (successfully or not).
+  virtual void finish(RunContext& context, const StageStep& step) = 0;
+  virtual void end_call(RunContext& /*context*/, int /*call*/) {}
+  virtual ResidencyClaim residency(const RunContext& context) const = 0;
+};
+
+}  // namespace offsim::policies

@@ -1,0 +1,27 @@
+// Every policy offsim knows, by id. Adding a policy: one file that implements Policy and exports its
+// profiles, plus one line in policies/policy_registry.cpp.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "offsim/policies/policy.hpp"
+
+namespace offsim::policies {
+
+struct PolicyEntry {
+  std::string id;
+  std::string label;
+  std::function<std::unique_ptr<Policy>()> make;
+};
+
+std::span<const PolicyEntry> all_policies();
+/// A fresh instance (policies hold per-run state). Throws ConfigError listing the known ids.
+std::unique_ptr<Policy> make_policy(std::string_view id);
+/// Ids matching `pattern`: an exact id, or a family prefix such as "invokeai" (all its profiles).
+std::vector<std::string> match_policies(std::string_view pattern);
+
+}  // namespace offsim::policies

@@ -1,0 +1,91 @@
+// Runs a policy over a scenario on the simulator and records, per stage step, what the properties and
+// reports consume: the decision (E, F_P, W_load, stop reason, evictions), the true peak T of the stage's
+// working memory in the actual allocator state (T_warm) and from an emptied allocator (T_cold), the
+// bytes moved and their PCIe time, and any OOM with the segment map at that moment.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "offsim/policies/policy.hpp"
+#include "offsim/policies/scenario.hpp"
+#include "offsim/sim/snapshot.hpp"
+
+namespace offsim::policies {
+
+struct StageRecord {
+  int call = 0;
+  int step = 0;
+  std::size_t stage_index = 0;
+  std::string stage;
+  StageDecision decision;
+  bool has_working_memory = false;
+  std::string working_memory_label;  // provenance, shown next to every verdict that uses T
+  sim::ProvenanceKind provenance = sim::ProvenanceKind::kSynthetic;
+  std::uint64_t driver_free_before = 0;  // after the decision, when the stage starts running
+  std::uint64_t reserved_before = 0;
+  std::uint64_t allocated_before = 0;
+  std::uint64_t releasable_before = 0;  // cached bytes empty_cache() would return (whole free segments)
+  std::uint64_t stranded_before = 0;    // free bytes in segments that hold live blocks
+  std::uint64_t t_warm = 0;             // peak reserved growth while the working memory ran
+  std::optional<std::uint64_t> t_cold;  // same from an emptied allocator holding only the stage's weights
+  std::uint64_t streamed_weights = 0;   // transient weight copies of a partially loaded model
+  std::size_t handled_ooms = 0;
+  std::optional<OomReport> oom;         // unhandled: the step failed
+  std::vector<sim::SegmentInfo> oom_segments;  // segment map at the OOM
+  std::uint64_t bytes_to_device = 0;   // weights moved host -> device for this step
+  std::uint64_t bytes_to_host = 0;     // weights copied device -> host (0 for pointer swaps)
+  std::size_t timeline_begin = 0;      // index into RunRecord::timeline
+  std::size_t timeline_end = 0;
+};
+
+/// P4 after each call: models the policy reports offloaded must hold no device bytes.
+struct CallRecord {
+  int call = 0;
+  bool completed = false;
+  ResidencyClaim claim;
+  std::vector<std::pair<std::string, std::uint64_t>> claimed_offloaded_but_resident;
+  std::uint64_t reserved_after = 0;
+  std::uint64_t allocated_after = 0;
+};
+
+struct TimelinePoint {
+  std::uint64_t reserved = 0;
+  std::uint64_t allocated = 0;
+};
+
+struct RunRecord {
+  PolicyInfo policy;
+  std::string scenario;
+  std::uint64_t device_total = 0;
+  bool completed = false;
+  std::string failure;  // empty when completed
+  std::vector<StageRecord> stages;
+  std::vector<CallRecord> calls;
+  std::uint64_t peak_reserved = 0;
+  std::uint64_t peak_allocated = 0;
+  std::uint64_t bytes_to_device = 0;
+  std::uint64_t bytes_to_host = 0;
+  double transfer_seconds = 0;
+  std::size_t evictions = 0;
+  /// reserved/allocated after every allocator call (weights and working memory), for plots.
+  std::vector<TimelinePoint> timeline;
+};
+
+struct RunOptions {
+  std::optional<std::uint64_t> capacity;  // override the scenario's device total
+  std::optional<int> calls;               // override the scenario's number of calls
+  bool compute_cold = true;               // T_cold per stage (an extra simulation per stage)
+  bool record_timeline = true;
+};
+
+/// Runs `policy` (a fresh instance) on `scenario`. Scenario errors throw; OOMs are recorded, not thrown.
+RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions& options = {});
+
+/// T_cold of one stage: its models fully loaded on an otherwise empty device of the scenario's platform
+/// and allocator settings (1 TiB, so that the measurement never OOMs), then its working memory.
+std::optional<std::uint64_t> cold_peak(const Scenario& scenario, const Stage& stage);
+
+}  // namespace offsim::policies

@@ -1,0 +1,220 @@
+#include "offsim/policies/properties.hpp"
+
+#include <algorithm>
+
+#include "offsim/sim/bytes.hpp"
+#include "offsim/sim/errors.hpp"
+
+namespace offsim::policies {
+
+namespace {
+
+std::string gib(std::uint64_t bytes) { return format_bytes(bytes); }
+std::string signed_bytes(std::int64_t bytes) {
+  return bytes < 0 ? "-" + format_bytes(static_cast<std::uint64_t>(-bytes)) : format_bytes(static_cast<std::uint64_t>(bytes));
+}
+
+std::string where(const Scenario& scenario, const StageRecord& r) {
+  std::string out = "stage \"" + r.stage + "\"";
+  if (scenario.calls > 1 || r.call > 0) out += " call " + std::to_string(r.call + 1);
+  if (scenario.stages[r.stage_index].steps > 1) out += " step " + std::to_string(r.step + 1);
+  return out;
+}
+
+void record_violation(PropertyResult& p, std::size_t index, const std::string& detail) {
+  if (p.violations == 0) p.detail = detail;
+  ++p.violations;
+  p.stage_records.push_back(index);
+}
+
+void finish(PropertyResult& p, Verdict on_violation) {
+  if (p.checked == 0) {
+    p.verdict = Verdict::kNotApplicable;
+  } else if (p.violations > 0) {
+    p.verdict = on_violation;
+  } else {
+    p.verdict = Verdict::kPass;
+  }
+}
+
+// Is the estimate judged by P2/P5 at this stage: an estimator's value inside its stated domain, or the
+// policy's default (which claims every workload).
+bool estimate_in_domain(const Scenario& scenario, const StageRecord& r, std::string& why_not) {
+  const Stage& stage = scenario.stages[r.stage_index];
+  const std::string& source = r.decision.estimate_source;
+  const auto id_end = source.find(' ');
+  const std::string id = source.substr(0, id_end);
+  if (!stage.workload || id.find('/') == std::string::npos) return true;  // a default: no domain
+  try {
+    const Estimator& e = find_estimator(id);
+    if (!e.passes_estimate) return true;  // the call site passes none: the default is what is judged
+    why_not = e.domain.why_not_covered(*stage.workload);
+    return why_not.empty();
+  } catch (const std::exception&) {
+    return true;
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::kPass: return "pass";
+    case Verdict::kFail: return "FAIL";
+    case Verdict::kNotApplicable: return "n/a";
+    case Verdict::kReported: return "over";
+  }
+  return "n/a";
+}
+
+bool PropertyReport::failed() const {
+  return std::any_of(results.begin(), results.end(), [](const PropertyResult& p) { return p.verdict == Verdict::kFail; });
+}
+
+std::optional<std::uint64_t> min_capacity(const Scenario& scenario, int calls,
+                                          const std::function<std::unique_ptr<Policy>()>& make) {
+  constexpr std::uint64_t kStep = 2 * MiB;
+  RunOptions options;
+  options.calls = calls;
+  options.compute_cold = false;
+  options.record_timeline = false;
+  auto fits = [&](std::uint64_t capacity) {
+    options.capacity = capacity;
+    auto policy = make();
+    try {
+      return run_policy(*policy, scenario, options).completed;
+    } catch (const ConfigError&) {
+      return false;  // e.g. a schedule whose models do not fit at init
+    }
+  };
+  const std::uint64_t floor = scenario.device.context_bytes + scenario.device.other_process_bytes;
+  std::uint64_t hi = (scenario.device.total_bytes + kStep - 1) / kStep;
+  if (!fits(hi * kStep)) return std::nullopt;
+  std::uint64_t lo = floor / kStep;
+  while (hi - lo > 1) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if (fits(mid * kStep)) hi = mid; else lo = mid;
+  }
+  return hi * kStep;
+}
+
+PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, const PropertyOptions& options) {
+  PropertyReport report;
+  PropertyResult& p1 = report.results[0];
+  PropertyResult& p2 = report.results[1];
+  PropertyResult& p3 = report.results[2];
+  PropertyResult& p4 = report.results[3];
+  PropertyResult& p5 = report.results[4];
+  p1.id = "P1";
+  p2.id = "P2";
+  p3.id = "P3";
+  p4.id = "P4";
+  p5.id = "P5";
+
+  const bool has_free_memory = !run.policy.free_memory_formula.empty();
+  for (std::size_t i = 0; i < run.stages.size(); ++i) {
+    const StageRecord& r = run.stages[i];
+    const StageDecision& d = r.decision;
+    // P1: the policy's own stop condition is consistent with what it then loads and reserves.
+    if (has_free_memory && d.stop == StopReason::kSatisfied && d.free_memory && d.estimate) {
+      ++p1.checked;
+      const std::int64_t need = static_cast<std::int64_t>(*d.estimate + d.weights_loaded) -
+                                static_cast<std::int64_t>(run.policy.p1_slack);
+      if (*d.free_memory < need) {
+        record_violation(p1, i, where(scenario, r) + ": stopped as satisfied with F_P = " + signed_bytes(*d.free_memory) +
+                                    " < E + W_load = " + gib(*d.estimate) + " + " + gib(d.weights_loaded));
+      }
+    }
+    // P2 / P5: the estimate against the cold peak of the stage's working memory.
+    if (d.estimate && r.has_working_memory && r.t_cold) {
+      std::string why_not;
+      if (estimate_in_domain(scenario, r, why_not)) {
+        ++p2.checked;
+        ++p5.checked;
+        if (*d.estimate < *r.t_cold) {
+          record_violation(p2, i, where(scenario, r) + ": E = " + gib(*d.estimate) + " (" + d.estimate_source +
+                                      ") < T_cold = " + gib(*r.t_cold) + " [" + r.working_memory_label + "]");
+        }
+        if (static_cast<double>(*d.estimate) > options.p5_factor * static_cast<double>(*r.t_cold)) {
+          record_violation(p5, i, where(scenario, r) + ": E = " + gib(*d.estimate) + " > " +
+                                      std::to_string(options.p5_factor).substr(0, 4) + " x T_cold = " +
+                                      gib(*r.t_cold) + " [" + r.working_memory_label + "]");
+        }
+      } else if (p2.checked == 0 && p2.detail.empty()) {
+        p2.detail = "outside the estimator's stated domain: " + why_not;
+      }
+    }
+    // P3: every stage step completes.
+    ++p3.checked;
+    if (r.oom) {
+      std::string diagnosis;
+      if (r.decision.load_oom) {
+        diagnosis = "weights: loading the stage's models failed";
+      } else if (d.estimate && r.t_cold && *d.estimate < *r.t_cold) {
+        diagnosis = "estimator fault: E = " + gib(*d.estimate) + " < T_cold = " + gib(*r.t_cold) + " [" +
+                    r.working_memory_label + "]";
+      } else if (d.free_memory &&
+                 *d.free_memory > static_cast<std::int64_t>(r.driver_free_before + r.releasable_before)) {
+        diagnosis = "accounting fault: F_P = " + signed_bytes(*d.free_memory) + " > driver free " +
+                    gib(r.driver_free_before) + " + releasable cache " + gib(r.releasable_before) +
+                    " (the policy counts stranded bytes)";
+      } else if (r.t_cold && r.t_warm > *r.t_cold) {
+        diagnosis = "fragmentation fault: T_warm = " + gib(r.t_warm) + " > T_cold = " + gib(*r.t_cold) + "; " +
+                    gib(r.stranded_before) + " stranded in split segments";
+      } else {
+        diagnosis = "the device lacks memory the policy did not account for (memory outside the allocator, "
+                    "weights it left resident, or no estimate at all)";
+      }
+      record_violation(p3, i, where(scenario, r) + ": " + r.oom->message + " -> " + diagnosis);
+      if (report.diagnosis.empty()) report.diagnosis = diagnosis;
+    }
+  }
+  if (!run.completed && run.stages.empty()) {
+    ++p3.checked;
+    p3.violations = 1;
+    p3.detail = run.failure;
+    report.diagnosis = run.failure;
+  }
+
+  // P4: residency as claimed, after every completed call.
+  for (const CallRecord& c : run.calls) {
+    if (!c.completed) continue;
+    ++p4.checked;
+    for (const auto& [model, bytes] : c.claimed_offloaded_but_resident) {
+      if (p4.violations == 0) {
+        p4.detail = "after call " + std::to_string(c.call + 1) + ": \"" + model +
+                    "\" is reported offloaded but holds " + gib(bytes) + " on the device";
+      }
+      ++p4.violations;
+    }
+  }
+  if (options.check_min_capacity && options.make_policy && scenario.calls > 1) {
+    report.min_capacity_one_call = min_capacity(scenario, 1, options.make_policy);
+    report.min_capacity_all_calls = min_capacity(scenario, scenario.calls, options.make_policy);
+    ++p4.checked;
+    if (report.min_capacity_one_call != report.min_capacity_all_calls) {
+      const std::string one = report.min_capacity_one_call ? gib(*report.min_capacity_one_call) : "none";
+      const std::string all = report.min_capacity_all_calls
+                                  ? gib(*report.min_capacity_all_calls)
+                                  : "more than the device (" + gib(scenario.device.total_bytes) + ")";
+      if (p4.violations == 0) {
+        p4.detail = "minimum capacity for 1 call is " + one + " but for " + std::to_string(scenario.calls) +
+                    " calls it is " + all + ": a call leaves memory behind";
+      }
+      ++p4.violations;
+    }
+  }
+
+  finish(p1, Verdict::kFail);
+  finish(p2, Verdict::kFail);
+  finish(p3, Verdict::kFail);
+  finish(p4, Verdict::kFail);
+  finish(p5, Verdict::kReported);
+  if (p1.verdict == Verdict::kNotApplicable && p1.detail.empty()) {
+    p1.detail = has_free_memory ? "no decision stopped as satisfied" : "schedule-based policy: no free-memory function";
+  }
+  if (p2.verdict == Verdict::kNotApplicable && p2.detail.empty()) p2.detail = "no estimate with a working-memory trace";
+  return report;
+}
+
+}  // namespace offsim::policies

@@ -1,0 +1,58 @@
+#include "offsim/policies/resident_model.hpp"
+
+namespace offsim::policies {
+
+ResidentModel::ResidentModel(const ModelManifest& manifest)
+    : manifest_(&manifest), addresses_(manifest.tensors.size(), 0) {}
+
+bool ResidentModel::load(MemoryBackend& backend, std::size_t tensor) {
+  if (addresses_[tensor] != 0) return true;
+  const std::uint64_t bytes = manifest_->tensors[tensor].bytes;
+  const std::optional<std::uint64_t> ptr = backend.allocate(bytes);
+  if (!ptr) return false;
+  addresses_[tensor] = *ptr;
+  device_bytes_ += bytes;
+  h2d_ += bytes;
+  return true;
+}
+
+void ResidentModel::unload(MemoryBackend& backend, std::size_t tensor, bool copy) {
+  if (addresses_[tensor] == 0) return;
+  const std::uint64_t bytes = manifest_->tensors[tensor].bytes;
+  backend.free(addresses_[tensor]);
+  addresses_[tensor] = 0;
+  device_bytes_ -= bytes;
+  if (copy) d2h_ += bytes;
+}
+
+std::optional<std::uint64_t> ResidentModel::load_where(MemoryBackend& backend,
+                                                       const std::function<bool(const TensorSpec&)>& select) {
+  std::uint64_t loaded = 0;
+  for (std::size_t i = 0; i < addresses_.size(); ++i) {
+    if (addresses_[i] != 0 || !select(manifest_->tensors[i])) continue;
+    if (!load(backend, i)) return std::nullopt;
+    loaded += manifest_->tensors[i].bytes;
+  }
+  return loaded;
+}
+
+std::uint64_t ResidentModel::unload_where(MemoryBackend& backend, const std::function<bool(const TensorSpec&)>& select,
+                                          bool copy) {
+  std::uint64_t freed = 0;
+  for (std::size_t i = 0; i < addresses_.size(); ++i) {
+    if (addresses_[i] == 0 || !select(manifest_->tensors[i])) continue;
+    freed += manifest_->tensors[i].bytes;
+    unload(backend, i, copy);
+  }
+  return freed;
+}
+
+std::optional<std::uint64_t> ResidentModel::load_all(MemoryBackend& backend) {
+  return load_where(backend, [](const TensorSpec&) { return true; });
+}
+
+std::uint64_t ResidentModel::unload_all(MemoryBackend& backend, bool copy) {
+  return unload_where(backend, [](const TensorSpec&) { return true; }, copy);
+}
+
+}  // namespace offsim::policies
