@@ -95,6 +95,7 @@ void SegmentState::add_segment(const TraceEvent& event, bool expandable, std::ui
   const bool overlaps_next = next != segments_.end() && next->first < end;
   const bool overlaps_previous =
       next != segments_.begin() && std::prev(next)->first + std::prev(next)->second.size > event.addr;
+  if (end < event.addr) contradiction(source, event, index, "address + size overflows 64 bits");
   if (event.size == 0 || overlaps_next || overlaps_previous) {
     contradiction(source, event, index, event.size == 0 ? "empty segment" : "overlaps a segment that exists at this point");
   }
@@ -139,6 +140,7 @@ void SegmentState::map_range(const TraceEvent& event, std::uint64_t index, const
 
 void SegmentState::unmap_range(const TraceEvent& event, std::uint64_t index, const std::string& source) {
   const std::uint64_t end = event.addr + event.size;
+  if (end <= event.addr) contradiction(source, event, index, "empty range or address + size overflows 64 bits");
   auto found = segment_at(event.addr);
   if (found == segments_.end() || end > found->first + found->second.size) {
     contradiction(source, event, index, "the range is not inside one mapped segment at this point");

@@ -1,5 +1,7 @@
 #include "offsim/sim/snapshot_codec.hpp"
 
+#include <algorithm>
+
 #include "offsim/sim/allocator_config.hpp"
 #include "offsim/sim/errors.hpp"
 
@@ -278,6 +280,16 @@ TraceMetadata decode_metadata(const PickleValue& value, const DecodePlace& place
     out.notes = optional_str(provenance, "notes", provenance_place);
   }
   return metadata;
+}
+
+void sort_and_check_disjoint(std::vector<SegmentInfo>& segments, const DecodePlace& place) {
+  std::sort(segments.begin(), segments.end(), [](const SegmentInfo& a, const SegmentInfo& b) { return a.address < b.address; });
+  for (std::size_t i = 1; i < segments.size(); ++i) {
+    if (segments[i - 1].address + segments[i - 1].total_size > segments[i].address) {
+      place.fail("segment at " + hex(segments[i - 1].address) + " (" + std::to_string(segments[i - 1].total_size) +
+                 " bytes) overlaps the segment at " + hex(segments[i].address));
+    }
+  }
 }
 
 void encode_segment(StructuredWriter& writer, const SegmentInfo& segment) {

@@ -68,8 +68,7 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
     devices_with_data.push_back(segment.device);
     if (segment.device == options_.device) trace.final_segments.push_back(std::move(segment));
   }
-  std::sort(trace.final_segments.begin(), trace.final_segments.end(),
-            [](const SegmentInfo& a, const SegmentInfo& b) { return a.address < b.address; });
+  sort_and_check_disjoint(trace.final_segments, segments_place);
 
   if (const PickleValue* traces_value = document.find("device_traces")) {
     const DecodePlace traces_place = top.at("device_traces", traces_value);

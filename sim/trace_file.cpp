@@ -76,6 +76,7 @@ std::vector<SegmentInfo> decode_segment_list(const PickleDict& dict, std::string
   for (std::size_t i = 0; i < items.size(); ++i) {
     segments.push_back(decode_segment(items[i], list_place.at("[" + std::to_string(i) + "]", &items[i]), ignored));
   }
+  sort_and_check_disjoint(segments, list_place);
   return segments;
 }
 
@@ -92,7 +93,7 @@ TraceWriter::TraceWriter(const std::filesystem::path& path, const TraceMetadata&
   put_u32(header, kTraceFileVersion);
   put_u32(header, static_cast<std::uint32_t>(json.size()));
   header += json;
-  put_u32(header, crc32(header.data() + sizeof kTraceFileMagic, header.size() - sizeof kTraceFileMagic));
+  put_u32(header, crc32(header.data() + sizeof kTraceFileMagic, header.size() - sizeof kTraceFileMagic, 0));
   output_.write(header);
   chunk_.reserve(kTraceChunkBytes + 64);
 }
@@ -236,7 +237,7 @@ bool TraceReader::read_record() {
     chunk_.resize(length);
     in.read(chunk_.data(), length, "the chunk payload");
     const auto stored = static_cast<std::uint32_t>(in.read_le(4, "the chunk checksum"));
-    std::uint32_t computed = crc32(&tag, 1);
+    std::uint32_t computed = crc32(&tag, 1, 0);
     computed = crc32(fields, sizeof fields, computed);
     computed = crc32(chunk_.data(), chunk_.size(), computed);
     if (stored != computed) {

@@ -9,7 +9,7 @@
 namespace offsim::sim {
 
 /// Continues a CRC: crc32(b, crc32(a)) == crc32(a + b). Start with 0.
-std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc = 0);
+std::uint32_t crc32(const void* data, std::size_t size, std::uint32_t crc);
 inline std::uint32_t crc32(std::string_view bytes, std::uint32_t crc = 0) { return crc32(bytes.data(), bytes.size(), crc); }
 
 }  // namespace offsim::sim

@@ -51,6 +51,9 @@ std::optional<TraceEvent> decode_trace_entry(const PickleValue& value, const Dec
 /// offsim's metadata dict (encode_metadata's form). Unknown keys are ignored, known keys type-checked.
 TraceMetadata decode_metadata(const PickleValue& value, const DecodePlace& place);
 
+/// Segments of one device must be disjoint; throws via `place` naming the first overlap. Sorts by address.
+void sort_and_check_disjoint(std::vector<SegmentInfo>& segments, const DecodePlace& place);
+
 void encode_segment(StructuredWriter& writer, const SegmentInfo& segment);
 /// Writes frames=[] (offsim keeps no stacks) and, for oom, device_free instead of addr, as PyTorch does.
 void encode_trace_entry(StructuredWriter& writer, const TraceEvent& event);

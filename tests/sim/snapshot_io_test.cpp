@@ -1,0 +1,224 @@
+// Snapshot pickle / JSON <-> Trace, and the rewind of the dump-time state to the start of the recorded
+// window, on generated traces that are consistent by construction.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "offsim/sim/errors.hpp"
+#include "offsim/sim/pickle_reader.hpp"
+#include "offsim/sim/pickle_writer.hpp"
+#include "offsim/sim/segment_state.hpp"
+#include "offsim/sim/snapshot_json.hpp"
+#include "offsim/sim/snapshot_pickle.hpp"
+#include "sim/support/trace_generator.hpp"
+
+namespace offsim::sim {
+namespace {
+
+using test::generate_trace;
+using test::GeneratedTraceOptions;
+
+TEST(SegmentState, UndoingTheWindowFromTheFinalStateGivesTheInitialState) {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    const Trace trace = generate_trace(GeneratedTraceOptions{seed, 3000, 700, seed % 2 == 0, 0});
+    SegmentState state(trace.final_segments);
+    for (std::size_t i = trace.events.size(); i-- > 0;) state.undo(trace.events[i], i, "generated");
+    EXPECT_EQ(state.segments(0), trace.initial_segments) << "seed " << seed;
+    // And forward again.
+    for (std::size_t i = 0; i < trace.events.size(); ++i) state.apply(trace.events[i], i, "generated");
+    EXPECT_EQ(state.segments(0), trace.final_segments) << "seed " << seed;
+  }
+}
+
+TEST(SegmentState, RefusesContradictionsNamingTheEntry) {
+  SegmentState state;
+  const TraceEvent alloc{0x1000, 512, 0, 0, TraceAction::kAlloc, kTraceFlagNone};
+  try {
+    state.apply(alloc, 7, "t.pickle");
+    FAIL();
+  } catch (const ParseError& error) {
+    EXPECT_EQ(error.offset(), 7U);
+    EXPECT_NE(std::string(error.what()).find("trace entry 7 (alloc at 0x1000"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("no segment contains"), std::string::npos) << error.what();
+  }
+  state.apply(TraceEvent{0x0, 2 << 20, 0, 0, TraceAction::kSegmentAlloc, kTraceFlagNone}, 0, "t");
+  state.apply(alloc, 1, "t");
+  EXPECT_THROW(state.apply(TraceEvent{0x0, 2 << 20, 0, 0, TraceAction::kSegmentFree, kTraceFlagNone}, 2, "t"), ParseError);
+  EXPECT_THROW(state.apply(alloc, 3, "t"), ParseError);
+  EXPECT_THROW(state.undo(TraceEvent{0x5000, 512, 0, 0, TraceAction::kAlloc, kTraceFlagNone}, 4, "t"), ParseError);
+}
+
+TEST(SegmentState, ExpandableRangesMergeAndSplitLikeTheViewer) {
+  SegmentState state;
+  const std::uint64_t base = 0x7e0000000000;
+  const std::uint64_t page = 20ULL << 20U;
+  state.apply(TraceEvent{base, page, 0, 0, TraceAction::kSegmentMap, kTraceFlagNone}, 0, "t");
+  state.apply(TraceEvent{base + page, 2 * page, 0, 0, TraceAction::kSegmentMap, kTraceFlagNone}, 1, "t");
+  ASSERT_EQ(state.segments(0).size(), 1U);
+  EXPECT_EQ(state.segments(0)[0].total_size, 3 * page);
+  EXPECT_TRUE(state.segments(0)[0].is_expandable);
+  state.apply(TraceEvent{base + page, page, 0, 0, TraceAction::kSegmentUnmap, kTraceFlagNone}, 2, "t");
+  const auto split = state.segments(0);
+  ASSERT_EQ(split.size(), 2U);
+  EXPECT_EQ(split[0].total_size, page);
+  EXPECT_EQ(split[1].address, base + 2 * page);
+}
+
+TEST(SnapshotPickle, RoundTripReconstructsTheInitialState) {
+  const Trace trace = generate_trace(GeneratedTraceOptions{42, 5000, 1500, true, 0});
+  const Trace back = read_snapshot_pickle_bytes(snapshot_pickle_bytes(trace), "roundtrip.pickle");
+  EXPECT_EQ(back.events, trace.events);
+  EXPECT_EQ(back.final_segments, trace.final_segments);
+  EXPECT_EQ(back.initial_segments, trace.initial_segments);
+  EXPECT_TRUE(back.metadata.reconstructed_initial_state);
+  EXPECT_EQ(back.metadata.alloc_conf, trace.metadata.alloc_conf);
+  EXPECT_EQ(back.metadata.label, trace.metadata.label);
+  EXPECT_EQ(back.metadata.provenance.kind, ProvenanceKind::kSynthetic);  // kept through offsim_metadata
+  EXPECT_NE(back.metadata.provenance.notes.find("reconstructed"), std::string::npos);
+}
+
+TEST(SnapshotJson, RoundTripThroughFilesOnDisk) {
+  const Trace trace = generate_trace(GeneratedTraceOptions{7, 2000, 400, false, 1});
+  const auto directory = std::filesystem::temp_directory_path() / "offsim_snapshot_json_test";
+  std::filesystem::create_directories(directory);
+  const auto path = directory / "trace.json";
+  write_snapshot_json(path, trace);
+  SnapshotReadOptions options;
+  options.device = 1;
+  const Trace back = read_snapshot_json(path, options);
+  EXPECT_EQ(back.events, trace.events);
+  EXPECT_EQ(back.final_segments, trace.final_segments);
+  EXPECT_EQ(back.initial_segments, trace.initial_segments);
+  // No temporary files are left beside the output.
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(directory)) ++files;
+  EXPECT_EQ(files, 1U);
+  std::filesystem::remove_all(directory);
+}
+
+TEST(SnapshotPickle, DeviceSelectionNamesTheDevicesWithData) {
+  const Trace trace = generate_trace(GeneratedTraceOptions{3, 200, 0, false, 2});
+  const std::string data = snapshot_pickle_bytes(trace);
+  SnapshotReadOptions options;
+  options.device = 0;
+  try {
+    read_snapshot_pickle_bytes(data, "two.pickle", options);
+    FAIL();
+  } catch (const ParseError& error) {
+    EXPECT_NE(std::string(error.what()).find("devices with data: 2"), std::string::npos) << error.what();
+  }
+  options.device = 2;
+  EXPECT_EQ(read_snapshot_pickle_bytes(data, "two.pickle", options).events.size(), trace.events.size());
+}
+
+// A snapshot as PyTorch 2.0 wrote it: blocks without address/requested_size but with history, a legacy
+// "free" action, no time_us, no segment_type / segment_pool_id / is_expandable.
+std::string legacy_snapshot() {
+  StringByteSink sink;
+  PickleWriter w(sink);
+  w.begin_dict();
+  w.write_str("segments");
+  w.begin_list();
+  w.begin_dict();
+  for (auto [key, value] : {std::pair{"device", 0ULL}, {"address", 0x7f0000000000ULL}, {"total_size", 2ULL << 20U},
+                            {"allocated_size", 1024ULL}, {"active_size", 1024ULL}, {"stream", 0ULL}}) {
+    w.write_str(key);
+    w.write_uint(value);
+  }
+  w.write_str("blocks");
+  w.begin_list();
+  w.begin_dict();
+  w.write_str("size");
+  w.write_uint(1024);
+  w.write_str("state");
+  w.write_str("active_allocated");
+  w.write_str("history");
+  w.begin_list();
+  w.begin_dict();
+  w.write_str("addr");
+  w.write_uint(0x7f0000000000ULL);
+  w.write_str("real_size");
+  w.write_uint(1000);
+  w.end_dict();
+  w.end_list();
+  w.end_dict();
+  w.begin_dict();
+  w.write_str("size");
+  w.write_uint((2ULL << 20U) - 1024);
+  w.write_str("state");
+  w.write_str("inactive");
+  w.end_dict();
+  w.end_list();
+  w.end_dict();
+  w.end_list();
+  w.write_str("device_traces");
+  w.begin_list();
+  w.begin_list();
+  for (auto [action, addr, size] : {std::tuple{"alloc", 0x7f0000000400ULL, 600ULL}, {"free", 0x7f0000000400ULL, 600ULL}}) {
+    w.begin_dict();
+    w.write_str("action");
+    w.write_str(action);
+    w.write_str("addr");
+    w.write_uint(addr);
+    w.write_str("size");
+    w.write_uint(size);
+    w.write_str("stream");
+    w.write_int(0);
+    w.end_dict();
+  }
+  w.end_list();
+  w.end_list();
+  w.end_dict();
+  w.finish();
+  return sink.take();
+}
+
+TEST(SnapshotPickle, ReadsPyTorch20EraSnapshots) {
+  const Trace trace = read_snapshot_pickle_bytes(legacy_snapshot(), "legacy.pickle");
+  ASSERT_EQ(trace.final_segments.size(), 1U);
+  const SegmentInfo& segment = trace.final_segments[0];
+  EXPECT_TRUE(segment.is_small);
+  EXPECT_EQ(segment.blocks[0].requested_size, 1000U);
+  EXPECT_EQ(segment.blocks[1].address, 0x7f0000000400U);
+  ASSERT_EQ(trace.events.size(), 2U);
+  EXPECT_EQ(trace.events[1].action, TraceAction::kFreeCompleted);
+  EXPECT_EQ(trace.metadata.provenance.kind, ProvenanceKind::kGpuMeasured);
+  EXPECT_NE(trace.metadata.provenance.notes.find("legacy \"free\""), std::string::npos);
+  EXPECT_NE(trace.metadata.provenance.notes.find("without time_us"), std::string::npos);
+  EXPECT_NE(trace.metadata.provenance.notes.find("history"), std::string::npos);
+}
+
+TEST(SnapshotPickle, MalformedDocumentsNameThePath) {
+  auto expect = [](const std::string& json, const std::string& needle) {
+    try {
+      read_snapshot_json_bytes(json, "bad.json");
+      FAIL() << "expected a ParseError for " << json;
+    } catch (const ParseError& error) {
+      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
+    }
+  };
+  expect(R"({"device_traces": []})", "missing key \"segments\"");
+  expect(R"({"segments": [{"device": 0, "address": 0, "total_size": 1024, "blocks": []}]})", "blocks cover 0 bytes");
+  expect(R"({"segments": [], "device_traces": [[{"action": "alloc", "addr": -4, "size": 1}]]})",
+         "device_traces[?][0].addr: expected an int >= 0, found a negative int");
+  expect(R"({"segments": [], "device_traces": [[{"action": "malloc", "addr": 4, "size": 1}]]})", "unknown action");
+  expect(R"({"segments": [], "device_traces": [[{"action": "free_completed", "addr": 4096, "size": 1}]]})",
+         "no segment contains this address");
+  expect(R"({"segments": [], "device_traces": [[1]]})", "expected a trace entry dict");
+  expect(R"({"segments": [)", "invalid JSON");
+}
+
+TEST(SnapshotPickle, OomEntriesUseDeviceFree) {
+  Trace trace;
+  trace.events.push_back(TraceEvent{123456, 1 << 30, 0, 5, TraceAction::kOom, kTraceFlagNone});
+  const std::string data = snapshot_pickle_bytes(trace);
+  const PickleValue root = read_pickle_bytes(data, "oom.pickle");
+  const auto& entry = root.as_dict().find("device_traces")->as_list().items[0].as_list().items[0].as_dict();
+  EXPECT_EQ(entry.find("device_free")->as_int(), 123456);
+  EXPECT_EQ(entry.find("addr"), nullptr);
+  EXPECT_EQ(read_snapshot_pickle_bytes(data, "oom.pickle").events, trace.events);
+}
+
+}  // namespace
+}  // namespace offsim::sim
