@@ -47,7 +47,7 @@ template <typename Allocator>
 void run_with_invariants(const char* implementation, const AllocatorFamily& family, bool explicit_completion,
                          const std::vector<AllocatorOp>& ops) {
   Device device(family.device());
-  Allocator alloc(device, AllocatorConfig::parse(family.settings), VersionProfile::newest(),
+  Allocator alloc(device, AllocatorConfig::parse(family.settings, family.version()), family.version(),
                   explicit_completion ? EventCompletion::kExplicit : EventCompletion::kAtNextMalloc);
   if (family.initial_fraction) alloc.set_memory_fraction(*family.initial_fraction);
   LiveAllocations live;
@@ -102,6 +102,12 @@ RC_GTEST_PROP(AllocatorProperty, InvariantsHoldExpandableOversizeGcStreams, ()) 
 }
 RC_GTEST_PROP(AllocatorProperty, InvariantsHoldLargeSegmentSize, ()) { check_family("LargeSegmentSize"); }
 RC_GTEST_PROP(AllocatorProperty, InvariantsHoldRuntimeSettings, ()) { check_family("RuntimeSettings"); }
+RC_GTEST_PROP(AllocatorProperty, InvariantsHoldProfile24GarbageCollection, ()) {
+  check_family("Profile24GarbageCollection");
+}
+RC_GTEST_PROP(AllocatorProperty, InvariantsHoldProfile26NonSplitRounding, ()) {
+  check_family("Profile26NonSplitRounding");
+}
 
 }  // namespace
 }  // namespace offsim::sim::test

@@ -11,6 +11,7 @@
 
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/device.hpp"
+#include "offsim/sim/version_profile.hpp"
 #include "sim/support/allocator_op_gen.hpp"
 
 namespace offsim::sim::test {
@@ -20,15 +21,20 @@ struct AllocatorFamily {
   std::string settings;                     // PYTORCH_CUDA_ALLOC_CONF
   std::optional<double> initial_fraction;   // set_memory_fraction before the workload
   OpMix mix;
+  std::string profile = "newest";
+  /// totalGlobalMem when it differs from cudaMemGetInfo's total (fraction base and ES address space).
+  std::uint64_t total_global_mem = 0;
 
   /// 384 MiB as the driver reports it, 16 MiB of it taken by the context: a few dozen segments.
   DeviceSpec device() const {
     DeviceSpec spec;
     spec.name = "property-test GPU";
     spec.total_bytes = 384 * MiB;
+    spec.total_global_mem = total_global_mem;
     spec.context_bytes = 16 * MiB;
     return spec;
   }
+  const VersionProfile& version() const { return VersionProfile::by_name(profile); }
 };
 
 inline const std::vector<AllocatorFamily>& allocator_families() {
@@ -52,7 +58,13 @@ inline const std::vector<AllocatorFamily>& allocator_families() {
        "expandable_segments:True,max_split_size_mb:40,garbage_collection_threshold:0.5", 0.7, three_streams},
       {"LargeSegmentSize", "large_segment_size_mb:30,max_split_size_mb:30,roundup_power2_divisions:2", std::nullopt,
        one_stream},
-      {"RuntimeSettings", "", 0.9, runtime_settings},
+      {"RuntimeSettings", "", 0.9, runtime_settings, "newest", 400 * MiB},
+      // Before ~2.9 any set_per_process_memory_fraction call (1.0 too) set a limit of cudaMemGetInfo's
+      // total and so enabled GC; rule B used a fixed 20 MiB.
+      {"Profile24GarbageCollection", "max_split_size_mb:40,garbage_collection_threshold:0.5", 1.0, three_streams,
+       "2.4", 400 * MiB},
+      {"Profile26NonSplitRounding", "max_split_size_mb:32,max_non_split_rounding_mb:24", std::nullopt, one_stream,
+       "2.6"},
   };
   return families;
 }

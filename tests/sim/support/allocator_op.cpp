@@ -21,6 +21,7 @@ std::string to_string(const AllocatorOp& op) {
     case AllocatorOp::Kind::kMarkStreamComplete: os << "mark_stream_complete(s" << op.stream << ")"; break;
     case AllocatorOp::Kind::kEmptyCache: os << "empty_cache()"; break;
     case AllocatorOp::Kind::kSetMemoryFraction: os << "set_memory_fraction(" << op.fraction << ")"; break;
+    case AllocatorOp::Kind::kCompletePendingFree: os << "complete_pending_free(pending[" << op.target << "])"; break;
     case AllocatorOp::Kind::kUpdateSettings: os << "update_settings(\"" << op.settings << "\")"; break;
   }
   return os.str();
@@ -30,7 +31,7 @@ std::ostream& operator<<(std::ostream& os, const AllocatorOp& op) { return os <<
 
 std::string OpOutcome::describe(const AllocatorOp& op) const {
   std::string text = to_string(op);
-  if (skipped) return text + " -> skipped (nothing live)";
+  if (skipped) return text + " -> skipped (nothing to act on)";
   if (op.kind == AllocatorOp::Kind::kMalloc) return text + (ptr ? " -> " + hex(*ptr) : " -> OOM");
   if (ptr) return text + " on " + hex(*ptr);
   return text;

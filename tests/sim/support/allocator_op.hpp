@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "offsim/sim/snapshot.hpp"
 #include "offsim/sim/trace_event.hpp"
 
 namespace offsim::sim::test {
@@ -23,6 +24,7 @@ struct AllocatorOp {
     kEmptyCache,          // empty_cache()
     kSetMemoryFraction,   // set_memory_fraction(fraction)
     kUpdateSettings,      // update_settings(settings)
+    kCompletePendingFree, // complete_pending_free(pending[target]), pending blocks in address order
   };
   Kind kind = Kind::kMalloc;
   std::uint64_t size = 0;
@@ -42,6 +44,9 @@ struct AllocatorOp {
   static AllocatorOp empty_cache() { return {Kind::kEmptyCache, 0, 0, 0, 1.0, {}}; }
   static AllocatorOp set_memory_fraction(double fraction) {
     return {Kind::kSetMemoryFraction, 0, 0, 0, fraction, {}};
+  }
+  static AllocatorOp complete_pending_free(std::uint32_t target) {
+    return {Kind::kCompletePendingFree, 0, 0, target, 1.0, {}};
   }
   static AllocatorOp update_settings(std::string settings) {
     return {Kind::kUpdateSettings, 0, 0, 0, 1.0, std::move(settings)};
@@ -65,7 +70,7 @@ struct LiveAllocations {
 /// What one step did: the pointer malloc returned (nullopt on OOM), or the pointer a free/record
 /// applied to, for the log printed with a counterexample.
 struct OpOutcome {
-  bool skipped = false;  // free / record_stream with nothing live
+  bool skipped = false;  // free / record_stream / complete_pending_free with nothing to act on
   std::optional<std::uint64_t> ptr;
   std::string describe(const AllocatorOp& op) const;
 };
@@ -107,6 +112,22 @@ OpOutcome apply_op(Allocator& alloc, LiveAllocations& live, const AllocatorOp& o
     case AllocatorOp::Kind::kUpdateSettings:
       alloc.update_settings(op.settings);
       break;
+    case AllocatorOp::Kind::kCompletePendingFree: {
+      // Replay's use: the recorded free_completed of a block freed with recorded streams.
+      std::vector<std::uint64_t> pending;
+      for (const SegmentInfo& seg : alloc.snapshot().segments) {
+        for (const BlockInfo& b : seg.blocks) {
+          if (b.state == BlockState::kActivePendingFree) pending.push_back(b.address);
+        }
+      }
+      if (pending.empty()) {
+        out.skipped = true;
+      } else {
+        out.ptr = pending[op.target % pending.size()];
+        alloc.complete_pending_free(*out.ptr);
+      }
+      break;
+    }
   }
   return out;
 }

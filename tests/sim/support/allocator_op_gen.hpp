@@ -48,6 +48,7 @@ inline rc::Gen<AllocatorOp> gen_op(const OpMix& mix) {
   auto record_op = gen::apply([](std::uint32_t t, StreamId s) { return AllocatorOp::record_stream(t, s); }, target,
                               use_stream);
   auto complete_op = gen::map(use_stream, [](StreamId s) { return AllocatorOp::mark_stream_complete(s); });
+  auto complete_pending_op = gen::map(target, [](std::uint32_t t) { return AllocatorOp::complete_pending_free(t); });
   auto empty_op = gen::just(AllocatorOp::empty_cache());
   auto fraction_op =
       gen::map(gen::element(1.0, 0.5, 0.3, 0.8), [](double f) { return AllocatorOp::set_memory_fraction(f); });
@@ -56,18 +57,20 @@ inline rc::Gen<AllocatorOp> gen_op(const OpMix& mix) {
                                 [](const std::string& text) { return AllocatorOp::update_settings(text); });
     return gen::weightedOneOf<AllocatorOp>({{10, malloc_op},
                                             {7, free_op},
-                                            {2, record_op},
+                                            {5, record_op},
                                             {2, complete_op},
+                                            {1, complete_pending_op},
                                             {1, empty_op},
                                             {1, fraction_op},
                                             {2, settings_op}});
   }
   if (!mix.change_fraction) {
     return gen::weightedOneOf<AllocatorOp>(
-        {{10, malloc_op}, {7, free_op}, {2, record_op}, {2, complete_op}, {1, empty_op}});
+        {{10, malloc_op}, {7, free_op}, {5, record_op}, {2, complete_op}, {1, complete_pending_op}, {1, empty_op}});
   }
   return gen::weightedOneOf<AllocatorOp>(
-      {{10, malloc_op}, {7, free_op}, {2, record_op}, {2, complete_op}, {1, empty_op}, {1, fraction_op}});
+      {{10, malloc_op}, {7, free_op}, {5, record_op}, {2, complete_op}, {1, complete_pending_op}, {1, empty_op},
+       {1, fraction_op}});
 }
 
 /// Up to about 200 steps; shrinks by dropping steps.
