@@ -16,4 +16,7 @@ void add_eval_command(CLI::App& app, int& exit_code);
 // `offsim record` (record_command.cpp; only defined when built with libtorch, OFFSIM_HAVE_TORCH).
 void add_record_command(CLI::App& app, int& exit_code);
 
+// `offsim convert` (convert_command.cpp).
+void add_convert_command(CLI::App& app, int& exit_code);
+
 }  // namespace offsim::cli

@@ -1,0 +1,142 @@
+// `offsim convert IN OUT [--device N]`: between PyTorch memory snapshots (the _dump_snapshot() pickle
+// and its JSON form) and offsim's own trace format. The input format is recognised by its content, the
+// output format by OUT's extension (.pickle/.pkl, .json, .otrace). An .otrace input is streamed to the
+// output event by event; a snapshot is read whole (its trace entries are converted as they are read) so
+// that its starting state can be reconstructed. Outputs are written atomically.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "commands.hpp"
+#include "offsim/sim/bytes.hpp"
+#include "offsim/sim/errors.hpp"
+#include "offsim/sim/json_value_reader.hpp"
+#include "offsim/sim/pickle_reader.hpp"
+#include "offsim/sim/snapshot_json.hpp"
+#include "offsim/sim/snapshot_pickle.hpp"
+#include "offsim/sim/trace_file.hpp"
+
+namespace offsim::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace offsim::sim;
+
+enum class TraceFormat { kSnapshotPickle, kSnapshotJson, kOffsimTrace };
+
+std::string_view describe(TraceFormat format) {
+  switch (format) {
+    case TraceFormat::kSnapshotPickle: return "PyTorch snapshot pickle";
+    case TraceFormat::kSnapshotJson: return "PyTorch snapshot JSON";
+    case TraceFormat::kOffsimTrace: return "offsim trace";
+  }
+  return "";
+}
+
+TraceFormat input_format(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot open for reading");
+  std::string head(16, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<std::size_t>(in.gcount()));
+  if (looks_like_trace_file(head)) return TraceFormat::kOffsimTrace;
+  if (looks_like_pickle(head)) return TraceFormat::kSnapshotPickle;
+  if (looks_like_json(head)) return TraceFormat::kSnapshotJson;
+  throw ParseError(path.string(), 0,
+                   "unrecognised format: expected a PyTorch memory snapshot pickle (bytes 0x80 0x02..0x05), its JSON "
+                   "form ('{') or an offsim trace (\\x89OTRACE\\n)");
+}
+
+TraceFormat output_format(const fs::path& path) {
+  const std::string extension = path.extension().string();
+  if (extension == ".pickle" || extension == ".pkl") return TraceFormat::kSnapshotPickle;
+  if (extension == ".json") return TraceFormat::kSnapshotJson;
+  if (extension == ".otrace") return TraceFormat::kOffsimTrace;
+  throw ConfigError(path.string() + ": cannot tell the output format from the extension \"" + extension +
+                    "\" (expected .pickle or .pkl, .json, or .otrace)");
+}
+
+void write_output(const fs::path& path, TraceFormat format, TraceEventSource& source) {
+  switch (format) {
+    case TraceFormat::kSnapshotPickle: write_snapshot_pickle(path, source); return;
+    case TraceFormat::kSnapshotJson: write_snapshot_json(path, source); return;
+    case TraceFormat::kOffsimTrace: write_trace_file(path, source); return;
+  }
+}
+
+struct ConvertOptions {
+  std::string input;
+  std::string output;
+  std::optional<int> device;
+  bool no_rewind = false;
+};
+
+int run(const ConvertOptions& options) {
+  const fs::path input = options.input;
+  const fs::path output = options.output;
+  const TraceFormat from = input_format(input);
+  const TraceFormat to = output_format(output);
+  std::size_t final_segments = 0;
+  std::uint64_t events = 0;
+  if (from == TraceFormat::kOffsimTrace) {
+    TraceReader reader(input);
+    if (options.device && *options.device != reader.metadata().device) {
+      throw ConfigError("--device " + std::to_string(*options.device) + ": " + input.string() +
+                        " holds the trace of device " + std::to_string(reader.metadata().device) + " only");
+    }
+    std::cout << "reading " << input.string() << " (" << describe(from) << ", "
+              << format_bytes(reader.file_size()) << "), streaming to " << output.string() << "\n";
+    write_output(output, to, reader);
+    events = reader.events_read();
+    final_segments = reader.final_segments().size();
+    std::cout << "  " << events << " events, " << reader.initial_segments().size() << " segments at the start, "
+              << final_segments << " at the end\n";
+  } else {
+    SnapshotReadOptions read_options;
+    read_options.device = options.device.value_or(0);
+    read_options.reconstruct_initial_state = !options.no_rewind;
+    const Trace trace = from == TraceFormat::kSnapshotPickle ? read_snapshot_pickle(input, read_options)
+                                                             : read_snapshot_json(input, read_options);
+    std::cout << "read " << input.string() << " (" << describe(from) << "): " << describe_trace(trace) << "\n";
+    if (trace.metadata.reconstructed_initial_state) {
+      std::cout << "  note: a snapshot holds the allocator state at dump time and only the last trace entries (ring "
+                   "buffer); the state before the first entry was reconstructed by undoing the entries, as PyTorch's "
+                   "memory_viz does\n";
+    }
+    if (!trace.metadata.alloc_conf.empty()) std::cout << "  allocator settings: " << trace.metadata.alloc_conf << "\n";
+    TraceVectorSource source(trace);
+    write_output(output, to, source);
+    events = trace.events.size();
+    final_segments = trace.final_segments.size();
+  }
+  if (to != TraceFormat::kOffsimTrace && final_segments == 0 && events > 0) {
+    std::cout << "  note: the input records no final allocator state, so the snapshot's segments list is empty "
+                 "(memory_viz still draws the Active Memory Timeline from the events)\n";
+  }
+  std::cout << "wrote " << output.string() << " (" << describe(to) << ", " << format_bytes(fs::file_size(output))
+            << ")\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_convert_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<ConvertOptions>();
+  CLI::App* command = app.add_subcommand(
+      "convert", "Convert between PyTorch memory snapshots (_dump_snapshot pickle, JSON) and offsim traces (.otrace)");
+  command->add_option("IN", options->input, "input: snapshot pickle, snapshot JSON or .otrace (recognised by content)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  command->add_option("OUT", options->output, "output: .pickle/.pkl, .json or .otrace (chosen by extension)")->required();
+  command->add_option("--device", options->device, "device whose trace to read from a snapshot (default 0)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_flag("--no-rewind", options->no_rewind,
+                    "do not reconstruct the starting state from the dump-time segments (the trace then has none)");
+  command->callback([options, &exit_code] { exit_code = run(*options); });
+}
+
+}  // namespace offsim::cli
