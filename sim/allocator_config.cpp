@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <charconv>
 #include <string>
 #include <vector>
@@ -12,8 +13,10 @@ namespace offsim::sim {
 
 namespace {
 
-// Tokens as c10::CachingAllocator::AllocatorConfig::lexArgs makes them: ',', ':', '[' and ']' are tokens
-// of their own, spaces are dropped, everything else accumulates.
+// Tokens as c10::CachingAllocator::ConfigTokenizer (c10/core/AllocatorConfig.h) makes them: ',', ':', '['
+// and ']' are tokens of their own, every std::isspace character is dropped (older lexArgs dropped only
+// ' ', but then parsed numbers with stoi/stod, which skip leading whitespace), everything else
+// accumulates.
 std::vector<std::string> lex(std::string_view settings) {
   std::vector<std::string> tokens;
   std::string buffer;
@@ -22,7 +25,7 @@ std::vector<std::string> lex(std::string_view settings) {
       if (!buffer.empty()) tokens.push_back(std::move(buffer));
       buffer.clear();
       tokens.emplace_back(1, c);
-    } else if (c != ' ') {
+    } else if (std::isspace(static_cast<unsigned char>(c)) == 0) {
       buffer.push_back(c);
     }
   }
@@ -194,7 +197,9 @@ AllocatorConfig AllocatorConfig::parse(std::string_view settings, const VersionP
     } else if (key == "garbage_collection_threshold") {
       const double threshold = p.real(i, key);
       if (!(threshold > 0.0 && threshold < 1.0)) {
-        p.fail("garbage_collect_threshold is invalid, set it in (0.0, 1.0), got " + p.at(i));
+        // Upstream's message says "garbage_collect_threshold"; name the key as the user wrote it too.
+        p.fail("garbage_collection_threshold: garbage_collect_threshold is invalid, set it in (0.0, 1.0), got " +
+               p.at(i));
       }
       config.garbage_collection_threshold = threshold;
     } else if (key == "roundup_power2_divisions") {
@@ -218,10 +223,22 @@ AllocatorConfig AllocatorConfig::parse(std::string_view settings, const VersionP
       config.not_modelled.push_back(key);
     } else if (key == "pinned_num_register_threads") {
       const std::uint64_t threads = p.integer(i, key);
-      if (!std::has_single_bit(threads)) p.fail("Number of register threads has to be power of 2");
-      if (threads > 128) p.fail("Number of register threads should be less than or equal to 128");
+      if (!std::has_single_bit(threads)) {
+        p.fail("pinned_num_register_threads: Number of register threads has to be power of 2, got " +
+               std::to_string(threads));
+      }
+      if (threads > 128) {
+        p.fail("pinned_num_register_threads: Number of register threads should be less than or equal to 128, got " +
+               std::to_string(threads));
+      }
       config.not_modelled.push_back(key);
-    } else if (key == "pinned_reserve_segment_size_mb" || key == "expandable_segments_reserve") {
+    } else if (key == "pinned_reserve_segment_size_mb") {
+      // CUDAAllocatorConfig::parsePinnedReserveSegmentSize: an integer > 0.
+      if (p.integer(i, key) == 0) {
+        p.fail("pinned_reserve_segment_size_mb: Pinned reserve segment size has to be greater than 0");
+      }
+      config.not_modelled.push_back(key);
+    } else if (key == "expandable_segments_reserve") {
       (void)p.value(i, key);
       config.not_modelled.push_back(key);
     } else {
