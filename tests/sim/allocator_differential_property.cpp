@@ -1,7 +1,7 @@
 // Differential test of two independent readings of the allocator spec: random workloads run on
 // CachingAllocator and on ReferenceAllocator (same device spec, separate Device objects) must return
-// the same addresses, emit the same trace entries, report the same DeviceStats, the same snapshot and
-// the same OOMs after every step. A failure prints the shrunk workload as a list of steps with their
+// the same addresses, emit the same trace entries, report the same DeviceStats, the same snapshot, the
+// same OOM records and the same fragmentation() after every step. A failure prints the shrunk workload as a list of steps with their
 // results, then the first difference.
 //
 // Snapshot trace entries are dropped before comparing: upstream's snapshot() records one, which
@@ -84,6 +84,9 @@ void run_differential(const AllocatorFamily& family, bool explicit_completion, c
     const Snapshot real_snapshot = real.snapshot();
     const Snapshot ref_snapshot = ref.snapshot();
     if (!(real_snapshot == ref_snapshot)) fail("snapshot: " + snapshot_difference(real_snapshot, ref_snapshot));
+    if (const auto d = fragmentation_differences(real.alloc.fragmentation(), ref.alloc.fragmentation()); !d.empty()) {
+      fail("fragmentation():\n" + lines(d));
+    }
     const MemInfo a = real.device.mem_get_info();
     const MemInfo b = ref.device.mem_get_info();
     if (a.free != b.free) fail("device free bytes " + std::to_string(a.free) + " vs " + std::to_string(b.free));

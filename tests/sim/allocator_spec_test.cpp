@@ -710,6 +710,48 @@ TYPED_TEST(AllocatorSpec, test_caching_allocator_record_stream_oom) {
   h.alloc().empty_cache();
 }
 
+TYPED_TEST(AllocatorSpec, test_allocator_fuzz) {
+  // 10,000 random alloc / free / empty_cache steps (weights 1 : 1 : 0.1) of int32 tensors of
+  // 2 MiB to 20 MiB, freeing while more than 1 GiB / 10 is live. Upstream checks the tensors' contents;
+  // here every step must succeed (no OOM on a 24 GiB device) and leave a consistent allocator.
+  auto h = TestFixture::make();
+  std::mt19937 rng(123);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> mem;  // (pointer, elements)
+  std::uint64_t total = 0;
+  auto free_one = [&] {
+    const auto k = std::uniform_int_distribution<std::size_t>(0, mem.size() - 1)(rng);
+    h.alloc().free(mem[k].first);
+    total -= mem[k].second;
+    mem.erase(mem.begin() + static_cast<std::ptrdiff_t>(k));
+  };
+  std::discrete_distribution<int> action({1.0, 1.0, 0.1});
+  std::discrete_distribution<int> action_without_free({1.0, 0.0, 0.1});
+  for (int step = 0; step < 10000; ++step) {
+    while (total >= 1024ULL * 1024 * 1024 / (4 * 10)) free_one();
+    switch (mem.empty() ? action_without_free(rng) : action(rng)) {
+      case 0: {
+        const std::uint64_t elements =
+            std::uniform_int_distribution<std::uint64_t>(2 * 1024 * 1024 / 4, 20 * 1024 * 1024 / 4 - 1)(rng);
+        const auto p = h.alloc().malloc(elements * 4);
+        ASSERT_TRUE(p.has_value()) << "step " << step;
+        mem.emplace_back(*p, elements);
+        total += elements;
+        break;
+      }
+      case 1: free_one(); break;
+      default: h.alloc().empty_cache(); break;
+    }
+    if (step % 500 == 0) {
+      ASSERT_NO_THROW(h.alloc().check_invariants()) << "step " << step;
+    }
+  }
+  ASSERT_NO_THROW(h.alloc().check_invariants());
+  EXPECT_EQ(h.stats().num_ooms, 0);
+  while (!mem.empty()) free_one();
+  h.alloc().empty_cache();
+  EXPECT_EQ(h.reserved(), 0);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 11.3 streams, 6 events
 

@@ -78,10 +78,26 @@ std::vector<std::string> oom_differences(const OomInfo& a, const OomInfo& b) {
   field("device.total", a.device.total, b.device.total);
   field("allocated", a.allocated, b.allocated);
   field("reserved", a.reserved, b.reserved);
+  field("free_cached_bytes", a.free_cached_bytes, b.free_cached_bytes);
+  field("largest_free_cached_block", a.largest_free_cached_block, b.largest_free_cached_block);
   if (a.limit != b.limit) {
     out.push_back("limit: " + (a.limit ? std::to_string(*a.limit) : "none") + " vs " +
                   (b.limit ? std::to_string(*b.limit) : "none"));
   }
+  return out;
+}
+
+std::vector<std::string> fragmentation_differences(const FragmentationInfo& a, const FragmentationInfo& b) {
+  std::vector<std::string> out;
+  auto field = [&out](const char* name, std::uint64_t x, std::uint64_t y) {
+    if (x != y) out.push_back(std::string(name) + ": " + std::to_string(x) + " vs " + std::to_string(y));
+  };
+  field("reserved", a.reserved, b.reserved);
+  field("allocated", a.allocated, b.allocated);
+  field("free_cached", a.free_cached, b.free_cached);
+  field("inactive_split", a.inactive_split, b.inactive_split);
+  field("largest_free_block", a.largest_free_block, b.largest_free_block);
+  field("stranded", a.stranded, b.stranded);
   return out;
 }
 

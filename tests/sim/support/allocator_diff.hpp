@@ -21,8 +21,10 @@ std::string describe(const std::vector<TraceEvent>& events);
 /// The first differing segment (or the segment count), both sides printed; empty when equal.
 std::string snapshot_difference(const Snapshot& a, const Snapshot& b);
 
-/// The fields of an OOM record PyTorch itself defines (not offsim's fragmentation extras); empty when
-/// equal.
+/// Every field of two OOM records (PyTorch's and offsim's free-cache extras); empty when equal.
 std::vector<std::string> oom_differences(const OomInfo& a, const OomInfo& b);
+
+/// Every field of two fragmentation summaries; empty when equal.
+std::vector<std::string> fragmentation_differences(const FragmentationInfo& a, const FragmentationInfo& b);
 
 }  // namespace offsim::sim::test

@@ -805,10 +805,18 @@ FragmentationInfo ReferenceAllocator::fragmentation() const {
     for (const Block& b : seg.blocks) {
       if (!b.mapped || !is_free(b)) continue;
       f.largest_free_block = std::max(f.largest_free_block, b.size);
-      if (holds_live) {
-        f.inactive_split += b.size;
-        f.stranded += b.size;
+      if (!holds_live) continue;
+      // Like the inactive_split stat, not kept for expandable segments.
+      if (!seg.expandable) f.inactive_split += b.size;
+      // The last reclaim step of an OOM unmaps the whole free pages of an expandable segment; only the
+      // rest is stranded. A cudaMalloc segment with live blocks is never returned.
+      std::uint64_t returnable = 0;
+      if (seg.expandable) {
+        const std::uint64_t first = ceil_div(b.addr - seg.base, seg.page_size);
+        const std::uint64_t last = (b.addr + b.size - seg.base) / seg.page_size;
+        if (last > first) returnable = (last - first) * seg.page_size;
       }
+      f.stranded += b.size - returnable;
     }
   }
   return f;
