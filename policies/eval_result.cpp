@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "offsim/policies/policy_registry.hpp"
+#include "offsim/sim/errors.hpp"
 
 namespace offsim::policies {
 
@@ -75,7 +76,30 @@ EvalResult evaluate(const std::string& policy_id, const Scenario& scenario, cons
   PropertyOptions o = options;
   if (!o.make_policy) o.make_policy = [policy_id] { return make_policy(policy_id); };
   result.properties = check_properties(scenario, result.run, o);
+  result.peak = peak_segments(policy_id, scenario, result.run);
   return result;
+}
+
+std::optional<PeakSegments> peak_segments(const std::string& policy_id, const Scenario& scenario, const RunRecord& run) {
+  if (run.timeline.empty()) return std::nullopt;
+  std::size_t at = 0;
+  for (std::size_t i = 1; i < run.timeline.size(); ++i) {
+    const TimelinePoint& p = run.timeline[i];
+    const TimelinePoint& best = run.timeline[at];
+    if (p.reserved > best.reserved || (p.reserved == best.reserved && p.allocated > best.allocated)) at = i;
+  }
+  RunOptions options;
+  options.compute_cold = false;
+  options.segments_at_sample = at;
+  auto policy = make_policy(policy_id);
+  RunRecord again = run_policy(*policy, scenario, options);
+  if (again.timeline.size() <= at || again.timeline[at].reserved != run.timeline[at].reserved ||
+      again.timeline[at].allocated != run.timeline[at].allocated) {
+    throw InvariantViolation("policy " + policy_id + " on scenario " + scenario.name +
+                             " did not reproduce its own run (timeline sample " + std::to_string(at) +
+                             "): the runner or the policy is not deterministic");
+  }
+  return PeakSegments{at, run.timeline[at].reserved, run.timeline[at].allocated, std::move(again.sampled_segments)};
 }
 
 json to_json(const EvalResult& result, std::size_t timeline_points) {
@@ -133,7 +157,13 @@ json to_json(const EvalResult& result, std::size_t timeline_points) {
           {"stages", stages},
           {"calls", calls},
           {"timeline_stride", stride},
-          {"timeline", timeline}};
+          {"timeline", timeline},
+          {"peak", result.peak ? json{{"sample", result.peak->sample},
+                                      {"timeline_index", result.peak->sample / stride},
+                                      {"reserved_bytes", result.peak->reserved},
+                                      {"allocated_bytes", result.peak->allocated},
+                                      {"segments", segments_json(result.peak->segments)}}
+                               : json(nullptr)}};
 }
 
 json to_json(const std::vector<EvalResult>& results, std::size_t timeline_points) {

@@ -14,23 +14,29 @@ namespace {
 
 constexpr std::uint64_t kColdDeviceBytes = 1024 * GiB;
 
-// Forwards to the simulator and samples reserved/allocated after every call, for the timeline.
+// Forwards to the simulator and samples reserved/allocated after every call, for the timeline. The
+// allocator's clock is the sample index, so trace events line up with the timeline.
 class RecordingBackend final : public MemoryBackend {
  public:
-  RecordingBackend(SimBackend& inner, std::vector<TimelinePoint>* timeline) : inner_(inner), timeline_(timeline) {}
+  RecordingBackend(SimBackend& inner, std::vector<TimelinePoint>* timeline, std::optional<std::size_t> segments_at,
+                   std::vector<sim::SegmentInfo>* segments_out)
+      : inner_(inner), timeline_(timeline), segments_at_(segments_at), segments_out_(segments_out) {}
 
   std::optional<std::uint64_t> allocate(std::uint64_t bytes, StreamId stream) override {
+    tick();
     auto ptr = inner_.allocate(bytes, stream);
     sample();
     return ptr;
   }
   void free(std::uint64_t address) override {
+    tick();
     inner_.free(address);
     sample();
   }
   MemInfo mem_get_info() const override { return inner_.mem_get_info(); }
   MemoryStats stats() const override { return inner_.stats(); }
   void empty_cache() override {
+    tick();
     inner_.empty_cache();
     sample();
   }
@@ -39,13 +45,19 @@ class RecordingBackend final : public MemoryBackend {
   std::string name() const override { return inner_.name(); }
 
  private:
+  void tick() { inner_.allocator().set_time_us(static_cast<std::int64_t>(samples_)); }
   void sample() {
+    if (segments_at_ && *segments_at_ == samples_) *segments_out_ = inner_.allocator().snapshot().segments;
+    ++samples_;
     if (timeline_ == nullptr) return;
     const MemoryStats s = inner_.stats();
     timeline_->push_back({s.reserved, s.allocated});
   }
   SimBackend& inner_;
   std::vector<TimelinePoint>* timeline_;
+  std::optional<std::size_t> segments_at_;
+  std::vector<sim::SegmentInfo>* segments_out_;
+  std::size_t samples_ = 0;
 };
 
 struct WorkingMemoryOutcome {
@@ -131,7 +143,8 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
   if (options.capacity) device.total_bytes = *options.capacity;
   record.device_total = device.total_bytes;
   SimBackend sim(device, sim::AllocatorConfig::parse(scenario.alloc_conf, *scenario.torch), *scenario.torch);
-  RecordingBackend backend(sim, options.record_timeline ? &record.timeline : nullptr);
+  RecordingBackend backend(sim, options.record_timeline ? &record.timeline : nullptr, options.segments_at_sample,
+                           &record.sampled_segments);
   RunContext context(scenario, backend);
 
   std::uint64_t run_peak_reserved = 0, run_peak_allocated = 0;
@@ -151,6 +164,10 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
     record.transfer_seconds =
         static_cast<double>(record.bytes_to_device + record.bytes_to_host) / scenario.pcie_bytes_per_second;
     for (const StageRecord& s : record.stages) record.evictions += s.decision.evictions.size();
+    if (options.keep_trace) {
+      record.trace = std::move(sim.trace());
+      record.final_segments = sim.allocator().snapshot().segments;
+    }
   };
 
   for (const std::string& id : scenario.initially_resident) {

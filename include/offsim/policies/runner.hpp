@@ -72,6 +72,14 @@ struct RunRecord {
   std::size_t evictions = 0;
   /// reserved/allocated after every allocator call (weights and working memory), for plots.
   std::vector<TimelinePoint> timeline;
+  /// With RunOptions::keep_trace: every allocator event in order, time_us = the index of the timeline
+  /// sample taken after the call that caused it, and the segments after the last event (what a memory
+  /// snapshot of the run holds).
+  std::vector<sim::TraceEvent> trace;
+  std::vector<sim::SegmentInfo> final_segments;
+  /// With RunOptions::segments_at_sample: the segment map right after that timeline sample (empty when the
+  /// run ended before it).
+  std::vector<sim::SegmentInfo> sampled_segments;
 };
 
 struct RunOptions {
@@ -79,6 +87,13 @@ struct RunOptions {
   std::optional<int> calls;               // override the scenario's number of calls
   bool compute_cold = true;               // T_cold per stage (an extra simulation per stage)
   bool record_timeline = true;
+  /// Keep the run's allocator events (RunRecord::trace), e.g. to export the run as a memory snapshot. Off by
+  /// default: property searches run a scenario many times and need none.
+  bool keep_trace = false;
+  /// Copy the segment map right after this timeline sample (RunRecord::sampled_segments): the simulator is
+  /// deterministic, so a second run of the same policy can show the state at a moment the first run found
+  /// (e.g. its peak) without copying the map at every candidate moment.
+  std::optional<std::size_t> segments_at_sample;
 };
 
 /// Runs `policy` (a fresh instance) on `scenario`. Scenario errors throw; OOMs are recorded, not thrown.
