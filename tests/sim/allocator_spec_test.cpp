@@ -339,6 +339,36 @@ TYPED_TEST(AllocatorSpec, Spec3_NoPoolSearchAfterReleaseCachedBlocks_Issue189504
   EXPECT_TRUE(h.alloc().is_live(c));
 }
 
+TYPED_TEST(AllocatorSpec, Spec3_ZeroByteAndOneExaByteRequestsNeverReachTheAllocator) {
+  auto h = TestFixture::make();  // pending frees complete at the next malloc
+  const std::uint64_t p = must(h.alloc().malloc(4096));
+  h.alloc().record_stream(p, 1);
+  h.alloc().free(p);
+  h.trace().clear();
+  // torch.empty(0): a null pointer, no event processing, no stats, no trace.
+  EXPECT_EQ(h.alloc().malloc(0), std::optional<std::uint64_t>(0));
+  // >= 1 EiB raises in NativeCachingAllocator::allocate, before DeviceCachingAllocator::malloc.
+  EXPECT_THROW((void)h.alloc().malloc(std::uint64_t{1} << 60), AllocatorUsageError);
+  EXPECT_TRUE(h.trace().empty());
+  EXPECT_EQ(h.current(&DeviceStats::active), 1);  // still pending
+  EXPECT_EQ(h.stats().num_ooms, 0);
+  EXPECT_TRUE(h.alloc().malloc((std::uint64_t{1} << 60) - 1) == std::nullopt);  // an ordinary OOM
+  EXPECT_EQ(h.trace().front().action, TraceAction::kFreeCompleted);
+}
+
+TYPED_TEST(AllocatorSpec, Spec4_UsageErrorsAreReported) {
+  auto h = TestFixture::make();
+  const std::uint64_t p = must(h.alloc().malloc(4096));
+  EXPECT_THROW(h.alloc().free(p + 512), AllocatorUsageError);          // not a block start
+  EXPECT_THROW(h.alloc().record_stream(12345, 1), AllocatorUsageError);  // unknown
+  h.alloc().free(p);
+  EXPECT_THROW(h.alloc().free(p), AllocatorUsageError);  // double free
+  EXPECT_THROW(h.alloc().record_stream(p, 1), AllocatorUsageError);
+  EXPECT_THROW(h.alloc().complete_pending_free(p), AllocatorUsageError);  // nothing pending
+  EXPECT_FALSE(h.alloc().is_live(p));
+  EXPECT_NO_THROW(h.alloc().check_invariants());
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 3.2 / 4: splitting and merging, inactive_split accounting
 
@@ -1155,6 +1185,32 @@ TYPED_TEST(AllocatorSpec, Spec3_1_ExpandableBestFitAvoidsTheGrowthFrontier) {
   must(a.malloc(3 * MiB));
   EXPECT_EQ(h.events(TraceAction::kSegmentAlloc).size(), 1U);
   EXPECT_EQ(h.current(&DeviceStats::segment), 1);
+}
+
+TYPED_TEST(AllocatorSpec, Spec7_2_NewExpandableSegmentWhenNoUnmappedRangeFits) {
+  // 100 MiB device: the large ES reserves 20 MiB * ceil(112.5 MiB / 20 MiB) = 120 MiB of addresses.
+  auto h = TestFixture::make("expandable_segments:True", 100 * MiB);
+  auto& a = h.alloc();
+  std::vector<std::uint64_t> pages;
+  for (int i = 0; i < 5; ++i) pages.push_back(must(a.malloc(20 * MiB)));  // one page each, no split
+  const std::uint64_t base = pages[0];
+  EXPECT_EQ(pages[4], base + 80 * MiB);
+  for (int i = 0; i < 4; ++i) a.free(pages[static_cast<std::size_t>(i)]);
+  a.empty_cache();  // unmaps [0, 80 MiB): a hole before the live page, 20 MiB unmapped after it
+  EXPECT_EQ(h.reserved(), static_cast<std::int64_t>(20 * MiB));
+  h.trace().clear();
+  // 90 MiB: neither the 80 MiB hole nor the 20 MiB tail is contiguous enough, so a second ES is
+  // reserved; mapping 100 MiB there exceeds the 80 MiB the driver has left; the reclaim chain frees
+  // nothing; the retry finds the new, still empty ES and fails again.
+  EXPECT_FALSE(a.malloc(90 * MiB).has_value());
+  EXPECT_EQ(h.actions(), (std::vector<TraceAction>{TraceAction::kOom}));
+  EXPECT_EQ(h.reserved(), static_cast<std::int64_t>(20 * MiB));
+  // 60 MiB fits the hole: the lowest unmapped range of the first ES is mapped again.
+  h.trace().clear();
+  EXPECT_EQ(must(a.malloc(60 * MiB)), base);
+  ASSERT_EQ(h.events(TraceAction::kSegmentMap).size(), 1U);
+  EXPECT_EQ(h.events(TraceAction::kSegmentMap)[0].addr, base);
+  EXPECT_EQ(h.events(TraceAction::kSegmentMap)[0].size, 60 * MiB);
 }
 
 TYPED_TEST(AllocatorSpec, Spec1_1_LargeSegmentSizeSetsSegmentAndPageSize) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,8 +12,17 @@
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/device.hpp"
 #include "offsim/sim/device_stats.hpp"
+#include "offsim/sim/snapshot.hpp"
 #include "offsim/sim/trace_event.hpp"
 #include "offsim/sim/version_profile.hpp"
+
+namespace offsim::sim {
+
+// GoogleTest printers (found by argument-dependent lookup): "segment_alloc" instead of "1-byte object".
+inline void PrintTo(TraceAction action, std::ostream* os) { *os << to_string(action); }
+inline void PrintTo(BlockState state, std::ostream* os) { *os << to_string(state); }
+
+}  // namespace offsim::sim
 
 namespace offsim::sim::test {
 
