@@ -464,6 +464,7 @@ TYPED_TEST(AllocatorSpec, Spec5_3_EmptyCacheOrderAndSplitSegmentsStay) {
   // (stream, size, address) over the large pool, then the small pool; the split segment stays.
   EXPECT_EQ(order, (std::vector<std::uint64_t>{l12, l20, l30, s12, small}));
   EXPECT_EQ(h.reserved(), static_cast<std::int64_t>(20 * MiB));
+  EXPECT_EQ(h.stats().num_device_free, 5);
   EXPECT_TRUE(h.alloc().is_live(live));
   EXPECT_EQ(h.stats().num_sync_all_streams, 1);
 }
@@ -954,6 +955,39 @@ TYPED_TEST(AllocatorSpec, Spec9_3_FreeEmitsRequestedThenCompletedWithTheRequeste
   }
 }
 
+TYPED_TEST(AllocatorSpec, Spec9_3_EmptyCacheOrder) {
+  // free_completed of pending blocks, then per pool (large, then small): the cudaMalloc'd segments in
+  // (stream, size, address) order, then the unmaps of expandable segments.
+  auto h = TestFixture::make("", k24GiB, 0, EventCompletion::kExplicit);
+  auto& a = h.alloc();
+  const std::uint64_t large = must(a.malloc(30 * MiB));
+  const std::uint64_t s1 = must(a.malloc(1 * MiB));
+  const std::uint64_t s2 = must(a.malloc(1 * MiB));  // the small segment is full
+  a.update_settings("expandable_segments:True");
+  const std::uint64_t large_es = must(a.malloc(30 * MiB));  // two 20 MiB pages
+  const std::uint64_t small_es = must(a.malloc(4096));
+  const std::uint64_t pending = must(a.malloc(8 * MiB));  // from the large ES's free 10 MiB
+  EXPECT_EQ(pending, large_es + 30 * MiB);
+  a.record_stream(pending, 1);
+  a.free(pending);
+  for (std::uint64_t p : {large, s1, s2, large_es, small_es}) a.free(p);
+  h.trace().clear();
+  a.empty_cache();
+  EXPECT_EQ(h.actions(), (std::vector<TraceAction>{TraceAction::kFreeCompleted, TraceAction::kSegmentFree,
+                                                   TraceAction::kSegmentUnmap, TraceAction::kSegmentFree,
+                                                   TraceAction::kSegmentUnmap}));
+  ASSERT_EQ(h.trace().size(), 5U);
+  EXPECT_EQ(h.trace()[0].addr, pending);
+  EXPECT_EQ(h.trace()[1].addr, large);
+  EXPECT_EQ(h.trace()[2].addr, large_es);
+  EXPECT_EQ(h.trace()[2].size, 40 * MiB);
+  EXPECT_EQ(h.trace()[3].addr, s1);
+  EXPECT_EQ(h.trace()[4].addr, small_es);
+  EXPECT_EQ(h.trace()[4].size, 2 * MiB);
+  EXPECT_EQ(h.reserved(), 0);
+  EXPECT_EQ(h.stats().num_device_free, 4);
+}
+
 TYPED_TEST(AllocatorSpec, Spec9_3_TraceCarriesTheCallersTime) {
   auto h = TestFixture::make();
   h.alloc().set_time_us(1234);
@@ -1145,6 +1179,7 @@ TYPED_TEST(AllocatorSpec, Spec7_4_UnmapOnlyWholeFreePagesAndRegrowAtTheLowestAdd
   EXPECT_EQ(unmaps[0].addr, base);
   EXPECT_EQ(unmaps[0].size, 20 * MiB);
   EXPECT_EQ(h.reserved(), static_cast<std::int64_t>(40 * MiB));
+  EXPECT_EQ(h.stats().num_device_free, 1);  // only an unmap that unmapped something counts
   {
     const Snapshot snap = a.snapshot();
     const SegmentInfo* seg = segment_of(snap, b);
