@@ -1,25 +1,36 @@
 #include "offsim/policies/policy_registry.hpp"
 
+#include <algorithm>
+
+#include "offsim/policies/comfyui_model_management.hpp"
+#include "offsim/policies/diffusers_offload.hpp"
 #include "offsim/policies/invokeai_model_cache.hpp"
 #include "offsim/policies/lightx2v_offload.hpp"
+#include "offsim/policies/lookahead_policy.hpp"
 #include "offsim/sim/errors.hpp"
 
 namespace offsim::policies {
 
 namespace {
 
+// Registers every profile of a family; `latest` names the ones `offsim check` gates by default (empty:
+// every profile counts as current).
 template <typename Profiles, typename Make>
-void add_family(std::vector<PolicyEntry>& out, Profiles profiles, Make make) {
+void add_family(std::vector<PolicyEntry>& out, Profiles profiles, Make make, std::vector<std::string> latest = {}) {
   for (const auto& profile : profiles) {
-    out.push_back({profile.id, profile.label, [&profile, make] { return make(profile); }});
+    const bool current = latest.empty() || std::find(latest.begin(), latest.end(), profile.id) != latest.end();
+    out.push_back({profile.id, profile.label, current, [&profile, make] { return make(profile); }});
   }
 }
 
 const std::vector<PolicyEntry>& registry() {
   static const std::vector<PolicyEntry> entries = [] {
     std::vector<PolicyEntry> out;
-    add_family(out, invokeai_profiles(), make_invokeai_model_cache);
-    add_family(out, lightx2v_profiles(), make_lightx2v_offload);
+    add_family(out, invokeai_profiles(), make_invokeai_model_cache, {"invokeai@8e71a8a5", "invokeai-smart@00f5ba9f"});
+    add_family(out, lightx2v_profiles(), make_lightx2v_offload, {"lightx2v@c177fd82"});
+    add_family(out, comfyui_profiles(), make_comfyui_model_management);
+    add_family(out, diffusers_profiles(), make_diffusers_offload);
+    add_family(out, lookahead_profiles(), make_lookahead_policy);
     return out;
   }();
   return entries;

@@ -1,0 +1,50 @@
+// ComfyUI's classic model management (Comfy-Org/ComfyUI comfy/model_management.py and
+// comfy/model_patcher.py @a125cd84b054a57729b5eecab930ca9408719832, the snapshot of
+// shared/specs/offload_policies.md section 3): load_models_gpu with its working-memory reservation
+// (minimum_inference_memory, EXTRA_RESERVED_VRAM, 1.1x weight slack, minimum_memory_required), free_memory
+// (unload order: most offloaded first, then fewer references, then smaller, then the most recently loaded;
+// partial unloads of the smallest modules first), get_free_memory = driver free + (reserved - active) as its
+// F_P, and partial ("lowvram") loads of the largest modules first with the rest cast to the GPU per forward.
+// Call sites transcribed: CLIP.load_model (no estimate), sampler_helpers.prepare_sampling (memory_required
+// and minimum_memory_required of the diffusion model), VAE.decode / VAE.encode (memory_used_decode/encode;
+// an OOM falls back to tiling, which the scenario's working memory marks as fallible allocations).
+//
+// Not modelled:
+//   * DynamicVRAM (comfy_aimdo, CoreModelPatcher, pinned-memory budgets), the mode newer ComfyUI uses by
+//     default: out of scope. The classic path of a newer model_management.py (read at 02b2b388 through
+//     the code index; its date was not established) also changed: lowvram_model_memory's floor is 0 instead
+//     of 128 MiB and no longer max(0.1, . - loaded), free_memory unloads only while memory_to_free > 0, and
+//     the models of one call are loaded in reverse order. Those versions are not transcribed here.
+//   * sys.getrefcount in the unload order (Python references are not simulated: equal for every model),
+//     LoRA / weight patches (backup copies), async offload streams (--async-offload, off by default),
+//     clones of a patcher (each scenario model is one ModelPatcher).
+//   * A "module" of ModelPatcher._load_list is a leaf module; offsim approximates it by the manifest's
+//     tensors grouped by name prefix (manifest_modules.hpp), every one of them castable (comfy.ops layers).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "offsim/policies/comfyui_vae_estimators.hpp"
+#include "offsim/policies/policy.hpp"
+
+namespace offsim::policies {
+
+struct ComfyUIProfile {
+  std::string id;
+  std::string label;
+  std::string upstream;
+  /// The comfy/sd.py whose memory_used_decode/encode the VAE call site uses: estimator ids
+  /// "comfyui/vae-<type>@<commit>" (policies/estimator_registry.cpp).
+  comfyui::Profile vae_estimates = comfyui::Profile::a125cd84;
+};
+
+std::span<const ComfyUIProfile> comfyui_profiles();
+std::unique_ptr<Policy> make_comfyui_model_management(const ComfyUIProfile& profile);
+
+/// The estimator id ComfyUI's VAE call site uses for a VAE family under `vae_estimates`. Throws ConfigError
+/// when that comfy/sd.py has no branch for the family (e.g. FLUX.2 at a125cd84).
+std::string comfyui_vae_estimator_id(VaeFamily family, comfyui::Profile vae_estimates);
+
+}  // namespace offsim::policies
