@@ -42,7 +42,7 @@ bool bool_of(const PickleValue& value, const DecodePlace& place) {
 std::string optional_str(const PickleDict& dict, std::string_view key, const DecodePlace& place) {
   const PickleValue* value = dict.find(key);
   if (value == nullptr || value->is_none()) return {};
-  return str_of(*value, place.at(std::string(key)));
+  return str_of(*value, place.at(key));
 }
 
 BlockState parse_block_state(const std::string& text, const DecodePlace& place) {
@@ -61,17 +61,33 @@ std::string hex(std::uint64_t value) {
 
 }  // namespace
 
-DecodePlace DecodePlace::at(const std::string& child, const PickleValue* value) const {
-  std::string child_path = path.empty() ? child : (child.front() == '[' ? path + child : path + "." + child);
-  std::uint64_t child_offset = offset;
+namespace {
+std::uint64_t offset_of(const PickleValue* value, std::uint64_t fallback) {
   if (value != nullptr) {
-    if (const auto* info = value->container_info()) child_offset = info->offset;
+    if (const auto* info = value->container_info()) return info->offset;
   }
-  return DecodePlace{source, std::move(child_path), child_offset};
+  return fallback;
+}
+}  // namespace
+
+DecodePlace DecodePlace::at(std::string_view child, const PickleValue* value) const {
+  return DecodePlace{source, offset_of(value, offset), this, child, std::nullopt};
+}
+
+DecodePlace DecodePlace::at(std::uint64_t position, const PickleValue* value) const {
+  return DecodePlace{source, offset_of(value, offset), this, {}, position};
+}
+
+std::string DecodePlace::path() const {
+  std::string text = parent != nullptr ? parent->path() : std::string();
+  if (index) return text + "[" + std::to_string(*index) + "]";
+  if (key.empty()) return text;
+  return text.empty() ? std::string(key) : text + "." + std::string(key);
 }
 
 void DecodePlace::fail(const std::string& what) const {
-  throw ParseError(source, offset, (path.empty() ? std::string("top level") : path) + ": " + what);
+  const std::string where = path();
+  throw ParseError(source, offset, (where.empty() ? std::string("top level") : where) + ": " + what);
 }
 
 const PickleValue& require_key(const PickleDict& dict, std::string_view key, const DecodePlace& place) {
@@ -81,7 +97,7 @@ const PickleValue& require_key(const PickleDict& dict, std::string_view key, con
 }
 
 std::uint64_t require_uint(const PickleDict& dict, std::string_view key, const DecodePlace& place) {
-  return uint_of(require_key(dict, key, place), place.at(std::string(key)));
+  return uint_of(require_key(dict, key, place), place.at(key));
 }
 
 const PickleDict& require_dict(const PickleValue& value, const DecodePlace& place) {
@@ -120,7 +136,7 @@ SegmentInfo decode_segment(const PickleValue& value, const DecodePlace& place, S
     const DecodePlace pool_place = place.at("segment_pool_id", pool);
     const auto& items = require_list(*pool, pool_place);
     if (items.size() != 2) pool_place.fail("expected two ints (owner, id), found " + std::to_string(items.size()) + " items");
-    segment.pool_id = {uint_of(items[0], pool_place.at("[0]")), uint_of(items[1], pool_place.at("[1]"))};
+    segment.pool_id = {uint_of(items[0], pool_place.at(std::uint64_t{0})), uint_of(items[1], pool_place.at(std::uint64_t{1}))};
   }
   if (const PickleValue* expandable = dict.find("is_expandable")) {
     segment.is_expandable = bool_of(*expandable, place.at("is_expandable"));
@@ -132,7 +148,7 @@ SegmentInfo decode_segment(const PickleValue& value, const DecodePlace& place, S
   std::uint64_t cursor = segment.address;
   const std::uint64_t end = segment.address + segment.total_size;
   for (std::size_t i = 0; i < blocks.size(); ++i) {
-    const DecodePlace block_place = blocks_place.at("[" + std::to_string(i) + "]", &blocks[i]);
+    const DecodePlace block_place = blocks_place.at(std::uint64_t{i}, &blocks[i]);
     const PickleDict& block_dict = require_dict(blocks[i], block_place);
     BlockInfo block;
     block.size = require_uint(block_dict, "size", block_place);
@@ -158,9 +174,9 @@ SegmentInfo decode_segment(const PickleValue& value, const DecodePlace& place, S
         const DecodePlace history_place = block_place.at("history", history);
         const auto& entries = require_list(*history, history_place);
         if (!entries.empty()) {
-          const PickleDict& first = require_dict(entries[0], history_place.at("[0]", &entries[0]));
+          const PickleDict& first = require_dict(entries[0], history_place.at(std::uint64_t{0}, &entries[0]));
           if (first.find("real_size") != nullptr) {
-            block.requested_size = require_uint(first, "real_size", history_place.at("[0]", &entries[0]));
+            block.requested_size = require_uint(first, "real_size", history_place.at(std::uint64_t{0}, &entries[0]));
           }
         }
       }
@@ -180,9 +196,9 @@ SegmentInfo decode_segment(const PickleValue& value, const DecodePlace& place, S
   // The recorded totals must agree with the blocks (they are sums over them in PyTorch).
   const auto check_total = [&](std::string_view key, std::uint64_t counted) {
     if (const PickleValue* recorded = dict.find(key)) {
-      const std::uint64_t number = uint_of(*recorded, place.at(std::string(key)));
+      const std::uint64_t number = uint_of(*recorded, place.at(key));
       if (number != counted) {
-        place.at(std::string(key)).fail("records " + std::to_string(number) + " bytes but its blocks add up to " +
+        place.at(key).fail("records " + std::to_string(number) + " bytes but its blocks add up to " +
                                         std::to_string(counted));
       }
     }

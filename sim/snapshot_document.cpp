@@ -38,13 +38,14 @@ bool SnapshotDecoder::take(const PickleList& list, const PickleValue& item, std:
   }
   if (item.kind() != Kind::kDict || item.as_dict().find("action") == nullptr) return false;
   std::vector<TraceEvent>& events = events_by_list_[&list];
-  const DecodePlace place{source_, "device_traces[?][" + std::to_string(list.info.streamed_items) + "]", item_offset};
+  const DecodePlace traces{source_, item_offset, nullptr, "device_traces[?]", std::nullopt};
+  const DecodePlace place = traces.at(list.info.streamed_items);
   if (auto event = decode_trace_entry(item, place, notes_)) events.push_back(*event);
   return true;
 }
 
 Trace SnapshotDecoder::finish(const PickleValue& root) {
-  const DecodePlace top{source_, "", 0};
+  const DecodePlace top{source_, 0, nullptr, {}, std::nullopt};
   const PickleDict& document = require_dict(root, top);
 
   Trace trace;
@@ -64,7 +65,7 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
   const DecodePlace segments_place = top.at("segments", &segments_value);
   const auto& segments = require_list(segments_value, segments_place);
   for (std::size_t i = 0; i < segments.size(); ++i) {
-    SegmentInfo segment = decode_segment(segments[i], segments_place.at("[" + std::to_string(i) + "]", &segments[i]), notes_);
+    SegmentInfo segment = decode_segment(segments[i], segments_place.at(std::uint64_t{i}, &segments[i]), notes_);
     devices_with_data.push_back(segment.device);
     if (segment.device == options_.device) trace.final_segments.push_back(std::move(segment));
   }
@@ -74,13 +75,13 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
     const DecodePlace traces_place = top.at("device_traces", traces_value);
     const auto& traces = require_list(*traces_value, traces_place);
     for (std::size_t d = 0; d < traces.size(); ++d) {
-      const DecodePlace device_place = traces_place.at("[" + std::to_string(d) + "]", &traces[d]);
+      const DecodePlace device_place = traces_place.at(std::uint64_t{d}, &traces[d]);
       if (traces[d].kind() != Kind::kList) device_place.fail("expected a list of trace entries, found " + std::string(traces[d].type_name()));
       const PickleList& list = traces[d].as_list();
       if (!list.items.empty()) {
         // Items the decoder did not take are not trace entries.
         const PickleValue& stray = list.items.front();
-        device_place.at("[0]", &stray).fail("expected a trace entry dict with an \"action\" key, found " +
+        device_place.at(std::uint64_t{0}, &stray).fail("expected a trace entry dict with an \"action\" key, found " +
                                             std::string(stray.type_name()));
       }
       auto found = events_by_list_.find(&list);

@@ -69,12 +69,12 @@ std::string end_json(const std::vector<SegmentInfo>& final_segments) {
 
 std::vector<SegmentInfo> decode_segment_list(const PickleDict& dict, std::string_view key, const DecodePlace& place) {
   const PickleValue& value = require_key(dict, key, place);
-  const DecodePlace list_place = place.at(std::string(key), &value);
+  const DecodePlace list_place = place.at(key, &value);
   SnapshotDecodeNotes ignored;
   std::vector<SegmentInfo> segments;
   const auto& items = require_list(value, list_place);
   for (std::size_t i = 0; i < items.size(); ++i) {
-    segments.push_back(decode_segment(items[i], list_place.at("[" + std::to_string(i) + "]", &items[i]), ignored));
+    segments.push_back(decode_segment(items[i], list_place.at(std::uint64_t{i}, &items[i]), ignored));
   }
   sort_and_check_disjoint(segments, list_place);
   return segments;
@@ -200,7 +200,7 @@ void TraceReader::read_header() {
   }
   ByteReader block(in.source(), std::move(json), json_offset);
   const PickleValue root = read_json_value(block);
-  const DecodePlace place{in.source(), "header", json_offset};
+  const DecodePlace place{in.source(), json_offset, nullptr, "header", std::nullopt};
   const PickleDict& dict = require_dict(root, place);
   metadata_ = decode_metadata(require_key(dict, "metadata", place), place.at("metadata", dict.find("metadata")));
   initial_segments_ = decode_segment_list(dict, "initial_segments", place);
@@ -271,7 +271,7 @@ bool TraceReader::read_record() {
     if (!in.at_end()) in.fail(in.offset(), std::to_string(in.remaining()) + " bytes after the end record (expected the end of the file)");
     ByteReader block(in.source(), std::move(json), json_offset);
     const PickleValue root = read_json_value(block);
-    const DecodePlace place{in.source(), "end record", json_offset};
+    const DecodePlace place{in.source(), json_offset, nullptr, "end record", std::nullopt};
     final_segments_ = decode_segment_list(require_dict(root, place), "final_segments", place);
     return false;
   }

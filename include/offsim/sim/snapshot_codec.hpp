@@ -24,13 +24,21 @@
 
 namespace offsim::sim {
 
-/// What a decoder needs to name a problem: the file and the path of the value inside the document.
+/// What a decoder needs to name a problem: the file, the value's path inside the document and the byte
+/// offset of the enclosing container. Places chain to their parent and build the path text only when a
+/// problem is reported, so decoding millions of trace entries allocates nothing for it. A place must
+/// not outlive its parent; `key` must outlive the place (literals and dict keys do).
 struct DecodePlace {
   const std::string& source;
-  std::string path;  // e.g. "segments[3].blocks[2]"
   std::uint64_t offset = 0;
+  const DecodePlace* parent = nullptr;
+  std::string_view key;                // a dict key, or empty when `index` is used
+  std::optional<std::uint64_t> index;  // a list position
 
-  DecodePlace at(const std::string& child, const PickleValue* value = nullptr) const;
+  DecodePlace at(std::string_view child, const PickleValue* value = nullptr) const;
+  DecodePlace at(std::uint64_t position, const PickleValue* value = nullptr) const;
+  /// "segments[3].blocks[2]"; "top level" for the root.
+  std::string path() const;
   [[noreturn]] void fail(const std::string& what) const;
 };
 
