@@ -874,6 +874,19 @@ void ReferenceAllocator::check_invariants() const {
     }
   }
   if (reserved != total_allocated_memory_) violated("total_allocated_memory differs from the mapped bytes");
+  // Every pending block has exactly event_count queued events, and only pending blocks have any.
+  std::map<std::uint64_t, int> queued;
+  for (const auto& [stream, queue] : events_) {
+    for (const PendingEvent& e : queue) queued[e.block_addr] += 1;
+  }
+  for (const Segment& seg : segments_) {
+    for (const Block& b : seg.blocks) {
+      const auto it = queued.find(b.addr);
+      const int n = it == queued.end() ? 0 : it->second;
+      if (n != b.event_count || (n > 0 && b.allocated)) violated("event bookkeeping of the block at " + hex(b.addr));
+      if (!b.allocated && !b.stream_uses.empty()) violated("a freed block still lists stream uses");
+    }
+  }
   auto check = [this](const StatArray& want, const StatArray& got, const char* name) {
     for (int k : {kSmallPool, kLargePool}) {
       if (want[k].current != got[k].current) {
