@@ -124,15 +124,12 @@ torch::Tensor baddbmm(const torch::Tensor& self, const torch::Tensor& a, const t
 }
 
 torch::Tensor upsample_nearest2x(const torch::Tensor& input, bool exact) {
+  // F.interpolate(scale_factor=2.0) calls these ops with output_size=None and scale_factors=[2, 2]; called
+  // directly (libtorch 1.13's F::interpolate warns about align_corners for nearest-exact).
   KernelScope scope(KernelKind::kInterpolate, exact ? "upsample_nearest_exact2d" : "upsample_nearest2d");
-  namespace F = torch::nn::functional;
-  auto options = F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0});
-  if (exact) {
-    options.mode(torch::kNearestExact);
-  } else {
-    options.mode(torch::kNearest);
-  }
-  return F::interpolate(input, options);
+  const std::vector<double> scales{2.0, 2.0};
+  return exact ? torch::_upsample_nearest_exact2d(input, c10::nullopt, scales)
+               : torch::upsample_nearest2d(input, c10::nullopt, scales);
 }
 
 torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

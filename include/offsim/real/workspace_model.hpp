@@ -13,7 +13,7 @@ namespace offsim::real {
 /// (ROCm/MIOpen src/solver/gemm*.cpp: wei_c * prod(wei_spatial) * prod(out_spatial) * type size * groups),
 /// and the per-image `columns` buffer of PyTorch's native slow_conv2d/slow_conv3d. 0 for a 1x1, stride-1,
 /// unpadded convolution: MIOpen's GemmFwd1x1_0_1 multiplies the input directly (workspace 0).
-/// Example: the last Qwen-Image 3x3x3 conv at 1248x832 bf16 needs 96*27*1248*832*2 = 5,382,389,760 bytes,
+/// Example: the last Qwen-Image 3x3x3 conv at 1248x832 bf16 needs 96*27*1248*832*2 = 5,382,733,824 bytes,
 /// the 5.01 GiB request of InvokeAI PR 9305.
 std::uint64_t column_buffer_bytes(const ConvolutionCall& call);
 
