@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "eval_exports.hpp"
 #include "offsim/policies/eval_result.hpp"
 #include "offsim/policies/policy_registry.hpp"
 #include "offsim/sim/atomic_output_file.hpp"
@@ -25,6 +26,7 @@ struct EvalOptions {
   std::vector<std::string> policies;
   std::vector<std::string> suites;
   std::string json_path;
+  EvalExportOptions exports;
   std::string root;
   bool quiet = false;
   bool no_min_capacity = false;
@@ -59,6 +61,9 @@ std::string gb(std::uint64_t bytes) {
 
 int run(const EvalOptions& o) {
   const fs::path root = repository_root(o.root);
+  EvalExportOptions export_options = o.exports;
+  export_options.quiet = o.quiet;
+  const EvalExports exports(export_options, root);
   std::vector<Scenario> scenarios;
   for (const fs::path& file : scenario_files(o.suites, root)) scenarios.push_back(Scenario::load(file, root));
 
@@ -135,6 +140,7 @@ int run(const EvalOptions& o) {
     out.commit();
     if (!o.quiet) std::cout << "wrote " << o.json_path << "\n";
   }
+  exports.write(results, o.suites);
   (void)any_failed;  // eval reports; `offsim check` is the gate
   return kExitOk;
 }
@@ -147,6 +153,11 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--policy,-p", options->policies, "Policy id or family (repeatable; default: all)");
   cmd->add_option("--suite,-s", options->suites, "Scenario file or folder (repeatable; default: scenarios/default)");
   cmd->add_option("--json", options->json_path, "Write the results as JSON (schema docs/eval_json.md)");
+  cmd->add_option("--html", options->exports.html, "Write a self-contained HTML report with charts (docs/reports.md)");
+  cmd->add_option("--export-snapshot", options->exports.snapshot,
+                  "Write each run as a PyTorch memory snapshot pickle for memory_viz: a file for one run, or a folder (ending in /)");
+  cmd->add_option("--export-perfetto", options->exports.perfetto,
+                  "Write each run as a Chrome/Perfetto trace (counters, stage slices): a file for one run, or a folder (ending in /)");
   cmd->add_option("--root", options->root, "offsim checkout holding traces/ and scenarios/ (default: found)");
   cmd->add_flag("--quiet,-q", options->quiet, "No progress line");
   cmd->add_flag("--no-min-capacity", options->no_min_capacity, "Skip P4's minimum-capacity search");

@@ -1,0 +1,280 @@
+#include "offsim/report/timeline_chart.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "chart_util.hpp"
+#include "offsim/sim/bytes.hpp"
+
+namespace offsim::report {
+
+namespace {
+
+using nlohmann::json;
+using namespace detail;
+
+constexpr int kWidth = 1040;
+constexpr int kHeight = 250;
+
+std::uint64_t stride_of(const json& result) { return std::max<std::uint64_t>(1, bytes_or(result.value("timeline_stride", json(1)), 1)); }
+
+// Raw sample number of a thinned timeline index: the first sample of its bucket.
+std::uint64_t sample_at(const json& result, std::uint64_t thinned) { return thinned * stride_of(result); }
+
+std::string t_text(const json& stage) {
+  std::string out;
+  if (!stage["t_warm_bytes"].is_null()) out += "T_warm " + format_bytes(bytes_or(stage["t_warm_bytes"]));
+  if (!stage["t_cold_bytes"].is_null()) out += (out.empty() ? "" : ", ") + std::string("T_cold ") + format_bytes(bytes_or(stage["t_cold_bytes"]));
+  return out;
+}
+
+json x_axis(std::uint64_t x_max) {
+  return {{"field", "x"},
+          {"type", "quantitative"},
+          {"title", "allocator calls (simulated time)"},
+          {"scale", {{"domain", {0, x_max}}, {"nice", false}}}};
+}
+
+}  // namespace
+
+std::vector<StageBand> stage_bands(const json& result) {
+  std::vector<StageBand> bands;
+  const json& stages = result["stages"];
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const json& s = stages[i];
+    const std::uint64_t b = sample_at(result, bytes_or(s["timeline"][0]));
+    const std::uint64_t e = sample_at(result, bytes_or(s["timeline"][1]));
+    if (!bands.empty()) {
+      const json& first = stages[bands.back().first_record];
+      if (first["stage"] == s["stage"] && first["call"] == s["call"] && s["oom"].is_null()) {
+        bands.back().records += 1;
+        bands.back().end_sample = std::max(bands.back().end_sample, e);
+        continue;
+      }
+    }
+    bands.push_back({i, 1, b, std::max(b, e)});
+  }
+  return bands;
+}
+
+json timeline_chart(const json& result) {
+  const std::uint64_t stride = stride_of(result);
+  const json& timeline = result["timeline"];
+  const std::uint64_t capacity = bytes_or(result["scenario"]["device_total_bytes"]);
+  const std::uint64_t x_max = std::max<std::uint64_t>(1, timeline.size() * stride);
+
+  json wide = json::array();
+  json series = json::array();
+  std::uint64_t y_max = capacity;
+  for (std::size_t i = 0; i < timeline.size(); ++i) {
+    const std::uint64_t reserved = bytes_or(timeline[i][0]);
+    const std::uint64_t allocated = bytes_or(timeline[i][1]);
+    const std::uint64_t x = i * stride;
+    y_max = std::max(y_max, reserved);
+    wide.push_back({{"x", x}, {"reserved_gib", gib(reserved)}, {"allocated_gib", gib(allocated)},
+                    {"reserved", reserved}, {"allocated", allocated}});
+    series.push_back({{"x", x}, {"memory", "reserved"}, {"gib", gib(reserved)}});
+    series.push_back({{"x", x}, {"memory", "allocated"}, {"gib", gib(allocated)}});
+  }
+  auto reserved_at = [&](std::uint64_t thinned) {
+    return thinned < timeline.size() ? bytes_or(timeline[thinned][0]) : (timeline.empty() ? 0 : bytes_or(timeline.back()[0]));
+  };
+
+  // Stage bands, with the decision and the true peaks (each T with its provenance) in the tooltip.
+  json bands = json::array();
+  json labels = json::array();
+  const json& stages = result["stages"];
+  for (const StageBand& band : stage_bands(result)) {
+    const json& s = stages[band.first_record];
+    const std::string stage = s.value("stage", "");
+    const int call = s.value("call", 0) + 1;
+    std::string estimate = s["estimate_bytes"].is_null() ? "none (the policy reserves no working memory)"
+                                                         : bytes_with_exact(bytes_or(s["estimate_bytes"]));
+    const std::string source = s.value("estimate_source", "");
+    if (!source.empty()) estimate += " from " + source;
+    std::string t = t_text(s);
+    const std::string provenance = s["working_memory"].is_null() ? "no working-memory trace" : s["working_memory"].get<std::string>();
+    std::uint64_t evicted = 0;
+    for (std::size_t k = band.first_record; k < band.first_record + band.records; ++k) {
+      for (const json& e : stages[k]["evictions"]) evicted += bytes_or(e["bytes"]);
+    }
+    json row = {{"x0", band.begin_sample},
+                {"x1", std::max(band.end_sample, band.begin_sample + 1)},
+                {"stage", stage},
+                {"call", call},
+                {"steps", band.records},
+                {"estimate", estimate},
+                {"true_peak", t.empty() ? "n/a" : t},
+                {"provenance", provenance},
+                {"stop", s.value("stop_reason", "")},
+                {"evicted", evicted == 0 ? std::string("nothing") : bytes_with_exact(evicted)}};
+    bands.push_back(row);
+    // Label bands wide enough to hold one.
+    if (static_cast<double>(band.end_sample - band.begin_sample) >= 0.06 * static_cast<double>(x_max)) {
+      labels.push_back({{"x0", band.begin_sample}, {"label", stage + (call > 1 || result["scenario"].value("calls", 1) > 1 ? " #" + std::to_string(call) : "")}});
+    }
+  }
+
+  // Evictions at the start of the stage whose decision made them; unhandled OOMs where the stage ended.
+  json evictions = json::array();
+  json ooms = json::array();
+  for (const json& s : stages) {
+    const std::uint64_t begin = bytes_or(s["timeline"][0]);
+    const std::uint64_t end = bytes_or(s["timeline"][1]);
+    if (!s["evictions"].empty()) {
+      std::string models;
+      std::uint64_t bytes = 0;
+      for (const json& e : s["evictions"]) {
+        models += (models.empty() ? "" : ", ") + e.value("model", "") + " " + format_bytes(bytes_or(e["bytes"]));
+        bytes += bytes_or(e["bytes"]);
+      }
+      evictions.push_back({{"x", sample_at(result, begin)}, {"gib", gib(reserved_at(begin))}, {"stage", s.value("stage", "")},
+                           {"call", s.value("call", 0) + 1}, {"step", s.value("step", 0) + 1}, {"models", models},
+                           {"bytes", bytes}});
+    }
+    if (!s["oom"].is_null()) {
+      const json& oom = s["oom"];
+      ooms.push_back({{"x", sample_at(result, end)}, {"gib", gib(bytes_or(oom["reserved_bytes"]))},
+                      {"stage", s.value("stage", "")}, {"call", s.value("call", 0) + 1},
+                      {"requested", bytes_with_exact(bytes_or(oom["requested_bytes"]))},
+                      {"message", oom.value("message", "")}});
+    }
+  }
+  json peak = json::array();
+  if (!result["peak"].is_null()) {
+    const json& p = result["peak"];
+    peak.push_back({{"x", bytes_or(p["sample"])}, {"gib", gib(bytes_or(p["reserved_bytes"]))},
+                    {"reserved", bytes_or(p["reserved_bytes"])}, {"allocated", bytes_or(p["allocated_bytes"])}});
+  }
+
+  const json x = x_axis(x_max);
+  const json y = {{"field", "gib"}, {"type", "quantitative"}, {"title", "GiB"},
+                  {"scale", {{"domain", {0, gib(y_max) * 1.06}}, {"nice", false}}}};
+  json layers = json::array();
+  layers.push_back({{"data", {{"values", bands}}},
+                    {"mark", {{"type", "rect"}, {"opacity", 0.22}}},
+                    {"encoding",
+                     {{"x", {{"field", "x0"}, {"type", "quantitative"}, {"title", x["title"]}, {"scale", x["scale"]}}},
+                      {"x2", {{"field", "x1"}}},
+                      {"color", {{"field", "stage"}, {"type", "nominal"}, {"title", "stage (shaded)"}, {"scale", {{"scheme", "set2"}}}}},
+                      {"tooltip", json::array({{{"field", "stage"}, {"title", "stage"}},
+                                               {{"field", "call"}, {"title", "call"}},
+                                               {{"field", "steps"}, {"title", "steps"}},
+                                               {{"field", "estimate"}, {"title", "E (estimate)"}},
+                                               {{"field", "true_peak"}, {"title", "T (true peak)"}},
+                                               {{"field", "provenance"}, {"title", "T from"}},
+                                               {{"field", "stop"}, {"title", "stop reason"}},
+                                               {{"field", "evicted"}, {"title", "evicted"}}})}}}});
+  if (!labels.empty()) {
+    layers.push_back({{"data", {{"values", labels}}},
+                      {"mark", {{"type", "text"}, {"align", "left"}, {"baseline", "top"}, {"dx", 3}, {"dy", 3}, {"fontSize", 10}, {"color", "#4a5060"}}},
+                      {"encoding", {{"x", {{"field", "x0"}, {"type", "quantitative"}}}, {"y", {{"value", 0}}}, {"text", {{"field", "label"}}}}}});
+  }
+  layers.push_back({{"data", {{"values", series}}},
+                    {"mark", {{"type", "line"}, {"interpolate", "step-after"}, {"strokeWidth", 1.6}}},
+                    {"encoding",
+                     {{"x", x},
+                      {"y", y},
+                      {"color", {{"field", "memory"}, {"type", "nominal"}, {"title", "memory"},
+                                 {"scale", {{"domain", {"reserved", "allocated"}}, {"range", {kReservedColour, kAllocatedColour}}}}}}}}});
+  layers.push_back({{"data", {{"values", json::array({{{"gib", gib(capacity)}, {"bytes", capacity},
+                                                       {"label", "device capacity " + format_bytes(capacity)}}})}}},
+                    {"layer", json::array({
+                                  {{"mark", {{"type", "rule"}, {"color", kCapacityColour}, {"strokeDash", {6, 4}}, {"strokeWidth", 1.5}}},
+                                   {"encoding", {{"y", {{"field", "gib"}, {"type", "quantitative"}}},
+                                                 {"tooltip", json::array({{{"field", "label"}, {"title", "capacity"}}, exact_bytes_tooltip("bytes", "capacity")})}}}},
+                                  {{"mark", {{"type", "text"}, {"align", "right"}, {"baseline", "bottom"}, {"dy", -2}, {"fontSize", 10}, {"color", kCapacityColour}}},
+                                   {"encoding", {{"y", {{"field", "gib"}, {"type", "quantitative"}}}, {"x", {{"value", kWidth - 4}}}, {"text", {{"field", "label"}}}}}},
+                              })}});
+  if (!peak.empty()) {
+    layers.push_back({{"data", {{"values", peak}}},
+                      {"mark", {{"type", "point"}, {"shape", "diamond"}, {"filled", true}, {"size", 80}, {"color", kReservedColour}}},
+                      {"encoding", {{"x", x}, {"y", y},
+                                    {"tooltip", json::array({{{"value", "peak reserved"}}, exact_bytes_tooltip("reserved", "reserved"),
+                                                             exact_bytes_tooltip("allocated", "allocated"),
+                                                             {{"field", "x"}, {"title", "allocator call"}}})}}}});
+  }
+  if (!evictions.empty()) {
+    layers.push_back({{"data", {{"values", evictions}}},
+                      {"mark", {{"type", "point"}, {"shape", "triangle-down"}, {"filled", true}, {"size", 90}, {"color", kEvictionColour}}},
+                      {"encoding", {{"x", x}, {"y", y},
+                                    {"tooltip", json::array({{{"field", "stage"}, {"title", "eviction before"}}, {{"field", "call"}, {"title", "call"}},
+                                                             {{"field", "step"}, {"title", "step"}}, {{"field", "models"}, {"title", "evicted"}},
+                                                             exact_bytes_tooltip("bytes", "evicted")})}}}});
+  }
+  if (!ooms.empty()) {
+    layers.push_back({{"data", {{"values", ooms}}},
+                      {"layer", json::array({
+                                    {{"mark", {{"type", "rule"}, {"color", kOomColour}, {"strokeWidth", 2}}},
+                                     {"encoding", {{"x", x}}}},
+                                    {{"mark", {{"type", "point"}, {"shape", "cross"}, {"filled", true}, {"size", 160}, {"color", kOomColour}}},
+                                     {"encoding", {{"x", x}, {"y", y},
+                                                   {"tooltip", json::array({{{"field", "stage"}, {"title", "unhandled OOM in"}}, {{"field", "call"}, {"title", "call"}},
+                                                                            {{"field", "requested"}, {"title", "requested"}}, {{"field", "message"}, {"title", "message"}}})}}}},
+                                    {{"mark", {{"type", "text"}, {"align", "left"}, {"dx", 5}, {"dy", -8}, {"fontWeight", "bold"}, {"color", kOomColour}}},
+                                     {"encoding", {{"x", x}, {"y", y}, {"text", {{"value", "OOM"}}}}}},
+                                })}});
+  }
+  // Nearest allocator call under the pointer: a faint rule with both values, exact bytes included.
+  layers.push_back({{"data", {{"values", wide}}},
+                    {"params", json::array({{{"name", "hover"},
+                                             {"select", {{"type", "point"}, {"fields", {"x"}}, {"nearest", true}, {"on", "pointerover"}, {"clear", "pointerout"}}}}})},
+                    {"mark", {{"type", "rule"}, {"color", "#555"}}},
+                    {"encoding", {{"x", x},
+                                  {"opacity", {{"condition", {{"param", "hover"}, {"empty", false}, {"value", 0.5}}}, {"value", 0}}},
+                                  {"tooltip", json::array({{{"field", "x"}, {"title", "allocator call"}},
+                                                           gib_tooltip("reserved_gib", "reserved"), exact_bytes_tooltip("reserved", "reserved"),
+                                                           gib_tooltip("allocated_gib", "allocated"), exact_bytes_tooltip("allocated", "allocated")})}}}});
+
+  const json& policy = result["policy"];
+  std::string subtitle = result.value("completed", false) ? "completed" : "FAILED: " + result.value("failure", std::string());
+  subtitle += "  ·  peak reserved " + format_bytes(bytes_or(result["peak_reserved_bytes"])) + "  ·  evictions " +
+              std::to_string(bytes_or(result["evictions"])) + "  ·  capacity " + format_bytes(capacity);
+  return {{"title", {{"text", policy.value("id", "") + " on " + result["scenario"].value("name", "")},
+                     {"subtitle", subtitle}, {"anchor", "start"}, {"subtitleColor", result.value("completed", false) ? "#555d6e" : kOomColour}}},
+          {"width", kWidth},
+          {"height", kHeight},
+          {"layer", layers},
+          {"resolve", {{"scale", {{"color", "independent"}}}}},
+          {"config", {{"legend", {{"orient", "right"}}}, {"title", {{"subtitleFontSize", 11}, {"limit", kWidth}}}}}};
+}
+
+json scenario_overview_chart(const std::vector<const json*>& results) {
+  json values = json::array();
+  std::uint64_t capacity = 0, x_max = 1, y_max = 0;
+  for (const json* r : results) {
+    const json& timeline = (*r)["timeline"];
+    if (timeline.empty()) continue;
+    const std::uint64_t stride = stride_of(*r);
+    capacity = std::max(capacity, bytes_or((*r)["scenario"]["device_total_bytes"]));
+    x_max = std::max<std::uint64_t>(x_max, timeline.size() * stride);
+    const std::string policy = (*r)["policy"].value("id", "");
+    for (std::size_t i = 0; i < timeline.size(); ++i) {
+      const std::uint64_t reserved = bytes_or(timeline[i][0]);
+      y_max = std::max(y_max, reserved);
+      values.push_back({{"x", i * stride}, {"policy", policy}, {"gib", gib(reserved)}, {"bytes", reserved}});
+    }
+  }
+  y_max = std::max(y_max, capacity);
+  const json x = x_axis(x_max);
+  const json y = {{"field", "gib"}, {"type", "quantitative"}, {"title", "reserved GiB"},
+                  {"scale", {{"domain", {0, gib(y_max) * 1.06}}, {"nice", false}}}};
+  return {{"title", {{"text", "Reserved memory of every policy"}, {"anchor", "start"},
+                     {"subtitle", "one line per policy; dashed: device capacity " + format_bytes(capacity)}}},
+          {"width", kWidth},
+          {"height", 220},
+          {"layer", json::array({
+                        {{"data", {{"values", values}}},
+                         {"mark", {{"type", "line"}, {"interpolate", "step-after"}, {"strokeWidth", 1.4}, {"opacity", 0.85}}},
+                         {"encoding", {{"x", x}, {"y", y},
+                                       {"color", {{"field", "policy"}, {"type", "nominal"}, {"title", "policy"}, {"scale", {{"scheme", "tableau10"}}}}},
+                                       {"tooltip", json::array({{{"field", "policy"}}, {{"field", "x"}, {"title", "allocator call"}},
+                                                                gib_tooltip("gib", "reserved"), exact_bytes_tooltip("bytes", "reserved")})}}}},
+                        {{"data", {{"values", json::array({{{"gib", gib(capacity)}, {"bytes", capacity}}})}}},
+                         {"mark", {{"type", "rule"}, {"color", kCapacityColour}, {"strokeDash", {6, 4}}, {"strokeWidth", 1.5}}},
+                         {"encoding", {{"y", {{"field", "gib"}, {"type", "quantitative"}}},
+                                       {"tooltip", json::array({exact_bytes_tooltip("bytes", "device capacity")})}}}},
+                    })}};
+}
+
+}  // namespace offsim::report

@@ -1,0 +1,74 @@
+#include "offsim/report/verdict_matrix_chart.hpp"
+
+#include "chart_util.hpp"
+
+namespace offsim::report {
+
+namespace {
+
+using nlohmann::json;
+using namespace detail;
+
+constexpr const char* kProperties[] = {"P1", "P2", "P3", "P4", "P5"};
+
+bool applicable(const json& r) { return r.value("failure", std::string()).rfind("not applicable", 0) != 0; }
+
+}  // namespace
+
+std::string run_anchor(std::size_t result_index) { return "run-" + std::to_string(result_index); }
+
+json verdict_matrix_chart(const json& results) {
+  json values = json::array();
+  std::size_t policies = 0;
+  {
+    json seen = json::object();
+    for (const json& r : results) seen[r["policy"].value("id", "")] = true;
+    policies = seen.size();
+  }
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const json& r = results[i];
+    const std::string scenario = r["scenario"].value("name", "");
+    const std::string policy = r["policy"].value("id", "");
+    const std::string href = "#" + run_anchor(i);
+    const bool runs = applicable(r);
+    const std::string outcome = !runs ? "n/a" : r.value("completed", false) ? "ok" : "OOM";
+    values.push_back({{"scenario", scenario}, {"policy", policy}, {"column", "run"}, {"verdict", outcome},
+                      {"detail", r.value("failure", std::string())},
+                      {"href", href}});
+    for (const char* p : kProperties) {
+      std::string verdict = "n/a", detail;
+      if (runs && r["properties"].contains(p)) {
+        verdict = r["properties"][p].value("verdict", "n/a");
+        detail = r["properties"][p].value("detail", "");
+      }
+      if (detail.size() > 400) detail = detail.substr(0, 400) + "…";
+      values.push_back({{"scenario", scenario}, {"policy", policy}, {"column", p}, {"verdict", verdict},
+                        {"detail", detail}, {"href", href}});
+    }
+  }
+  const json columns = {"run", "P1", "P2", "P3", "P4", "P5"};
+  const json x = {{"field", "column"}, {"type", "ordinal"}, {"sort", columns}, {"title", nullptr},
+                  {"axis", {{"orient", "top"}, {"labelAngle", 0}}}};
+  const json y = {{"field", "policy"}, {"type", "nominal"}, {"title", nullptr}, {"sort", nullptr}};
+  const json colour = {{"field", "verdict"}, {"type", "nominal"}, {"title", "verdict"},
+                       {"scale", {{"domain", {"pass", "ok", "FAIL", "OOM", "over", "n/a"}},
+                                  {"range", {kPassColour, kPassColour, kFailColour, kFailColour, kOverColour, kNotApplicableColour}}}}};
+  const json tooltip = json::array({{{"field", "scenario"}}, {{"field", "policy"}}, {{"field", "column"}, {"title", "property"}},
+                                    {{"field", "verdict"}}, {{"field", "detail"}}});
+  return {{"title", {{"text", "Verdicts: policies x scenarios"}, {"anchor", "start"},
+                     {"subtitle", "click a cell to open its memory timeline"}}},
+          {"data", {{"values", values}}},
+          {"facet", {{"column", {{"field", "scenario"}, {"type", "nominal"}, {"title", nullptr}, {"sort", nullptr},
+                                 {"header", {{"labelAngle", 0}, {"labelLimit", 240}, {"labelFontSize", 11}, {"labelFontWeight", "bold"}}}}}}},
+          {"spec", {{"width", {{"step", 34}}},
+                    {"height", {{"step", policies > 14 ? 18 : 22}}},
+                    {"layer", json::array({
+                                  {{"mark", {{"type", "rect"}, {"stroke", "#ffffff"}, {"strokeWidth", 1.5}, {"cursor", "pointer"}}},
+                                   {"encoding", {{"x", x}, {"y", y}, {"color", colour}, {"href", {{"field", "href"}}}, {"tooltip", tooltip}}}},
+                                  {{"mark", {{"type", "text"}, {"fontSize", 9}, {"cursor", "pointer"}}},
+                                   {"encoding", {{"x", x}, {"y", y}, {"text", {{"field", "verdict"}}}, {"href", {{"field", "href"}}}, {"tooltip", tooltip}}}},
+                              })}}},
+          {"config", {{"view", {{"stroke", nullptr}}}, {"axis", {{"domain", false}, {"ticks", false}}}, {"legend", {{"orient", "bottom"}}}}}};
+}
+
+}  // namespace offsim::report
