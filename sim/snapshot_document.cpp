@@ -142,9 +142,30 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
   }
 
   metadata.reconstructed_initial_state = false;
-  if (options_.reconstruct_initial_state) {
+  const bool has_segment_information =
+      !trace.final_segments.empty() || std::any_of(trace.events.begin(), trace.events.end(), [](const TraceEvent& e) {
+        return e.action == TraceAction::kSegmentAlloc || e.action == TraceAction::kSegmentFree ||
+               e.action == TraceAction::kSegmentMap || e.action == TraceAction::kSegmentUnmap;
+      });
+  if (options_.reconstruct_initial_state && !has_segment_information) {
+    // Nothing to rewind from (e.g. a CPU-recorded trace written as a snapshot): the starting state is
+    // unknown, which is not the same as empty.
+    append_note(metadata.provenance.notes, "no segments and no segment events: initial state not reconstructed");
+  } else if (options_.reconstruct_initial_state) {
     SegmentState state(trace.final_segments);
-    for (std::size_t i = trace.events.size(); i-- > 0;) state.undo(trace.events[i], i, source_);
+    for (std::size_t i = trace.events.size(); i-- > 0;) {
+      try {
+        state.undo(trace.events[i], i, source_);
+      } catch (const ParseError& error) {
+        const std::string prefix = error.source() + ":" + std::to_string(error.offset()) + ": ";
+        const std::string what = error.what();
+        throw ParseError(source_, error.offset(),
+                         (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what) +
+                             " (rewinding the dump-time segments through the trace entries, last to first; the entries "
+                             "do not lead to the recorded segments. `offsim convert --no-rewind` reads the file "
+                             "without reconstructing the starting state)");
+      }
+    }
     trace.initial_segments = state.segments(options_.device);
     metadata.reconstructed_initial_state = true;
     append_note(metadata.provenance.notes,
