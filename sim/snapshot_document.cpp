@@ -176,6 +176,12 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
   return trace;
 }
 
+Trace read_snapshot_document(ByteReader& input, PlainValueParser parse, const SnapshotReadOptions& options) {
+  SnapshotDecoder decoder(input.source(), options);
+  const PickleValue root = parse(input, &decoder, PickleReadLimits{});
+  return decoder.finish(root);
+}
+
 void write_snapshot_document(StructuredWriter& writer, TraceEventSource& source) {
   const TraceMetadata& metadata = source.metadata();
   if (metadata.device < 0) throw Error("cannot write a snapshot for device " + std::to_string(metadata.device));

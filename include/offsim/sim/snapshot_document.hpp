@@ -15,10 +15,13 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "offsim/sim/atomic_output_file.hpp"
+#include "offsim/sim/byte_reader.hpp"
 #include "offsim/sim/pickle_reader.hpp"
 #include "offsim/sim/snapshot_codec.hpp"
 #include "offsim/sim/structured_writer.hpp"
@@ -54,6 +57,31 @@ class SnapshotDecoder : public PickleItemSink {
 /// Writes the snapshot document of `source` (one device: metadata().device; lists for lower devices are
 /// empty) and finishes the writer.
 void write_snapshot_document(StructuredWriter& writer, TraceEventSource& source);
+
+/// A reader of one plain-value document: read_pickle or read_json_value.
+using PlainValueParser = PickleValue (*)(ByteReader&, PickleItemSink*, const PickleReadLimits&);
+
+/// Reads a snapshot document with `parse`, a SnapshotDecoder taking the trace entries as they are read.
+Trace read_snapshot_document(ByteReader& input, PlainValueParser parse, const SnapshotReadOptions& options);
+
+/// Writes the document of `source` atomically to `path` with a `Writer` (PickleWriter, JsonStreamWriter).
+template <typename Writer>
+void write_snapshot_file(const std::filesystem::path& path, TraceEventSource& source) {
+  AtomicOutputFile output(path);
+  Writer writer(output);
+  write_snapshot_document(writer, source);
+  output.commit();
+}
+
+/// The document of `trace` in memory.
+template <typename Writer>
+std::string snapshot_document_bytes(const Trace& trace) {
+  StringByteSink output;
+  Writer writer(output);
+  TraceVectorSource source(trace);
+  write_snapshot_document(writer, source);
+  return output.take();
+}
 
 /// Summary line of what a read snapshot contained, e.g. for `offsim convert`: events per action,
 /// segments, and whether the initial state was reconstructed.
