@@ -15,6 +15,8 @@
 //     the code index; its date was not established) also changed: lowvram_model_memory's floor is 0 instead
 //     of 128 MiB and no longer max(0.1, . - loaded), free_memory unloads only while memory_to_free > 0, and
 //     the models of one call are loaded in reverse order. Those versions are not transcribed here.
+//   * the allocator: ComfyUI's cuda_malloc.py@a125cd84 sets PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync
+//     by default on CUDA builds of torch >= 2; the policy runs on whatever allocator the scenario states.
 //   * sys.getrefcount in the unload order (Python references are not simulated: equal for every model),
 //     LoRA / weight patches (backup copies), async offload streams (--async-offload, off by default),
 //     clones of a patcher (each scenario model is one ModelPatcher).
