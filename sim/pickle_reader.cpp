@@ -28,7 +28,8 @@ enum Op : std::uint8_t {
   kStackGlobal = 0x93, kMemoize = 0x94, kFrame = 0x95, kByteArray8 = 0x96,
 };
 
-std::string opcode_name(std::uint8_t op) {
+// Names of opcodes offsim refuses, for messages; empty for bytes that are no opcode at all.
+std::string_view refused_opcode_name(std::uint8_t op) {
   switch (op) {
     case 'I': return "INT (protocol 0 text)";
     case 'L': return "LONG (protocol 0 text)";
@@ -52,11 +53,8 @@ std::string opcode_name(std::uint8_t op) {
     case 0x92: return "NEWOBJ_EX (object)";
     case 0x97: return "NEXT_BUFFER (out-of-band buffer)";
     case 0x98: return "READONLY_BUFFER (out-of-band buffer)";
-    default: break;
+    default: return {};
   }
-  char buffer[8];
-  std::snprintf(buffer, sizeof buffer, "0x%02x", op);
-  return buffer;
 }
 
 std::string hex_byte(std::uint8_t op) {
@@ -588,9 +586,12 @@ PickleValue Unpickler::run() {
         break;
       }
       default:
-        fail("unsupported pickle opcode " + opcode_name(op) + " (byte " + hex_byte(op) +
-             "); offsim reads plain data pickled with protocol 2-5: dict, list, tuple, str, bytes, int, float, bool, "
+      {
+        const std::string_view name = refused_opcode_name(op);
+        fail("unsupported pickle opcode " + hex_byte(op) + (name.empty() ? std::string() : " " + std::string(name)) +
+             "; offsim reads plain data pickled with protocol 2-5: dict, list, tuple, str, bytes, int, float, bool, "
              "None");
+      }
     }
   }
 }
