@@ -585,8 +585,7 @@ PickleValue Unpickler::run() {
         push(apply_reduce(callable, arguments));
         break;
       }
-      default:
-      {
+      default: {
         const std::string_view name = refused_opcode_name(op);
         fail("unsupported pickle opcode " + hex_byte(op) + (name.empty() ? std::string() : " " + std::string(name)) +
              "; offsim reads plain data pickled with protocol 2-5: dict, list, tuple, str, bytes, int, float, bool, "
