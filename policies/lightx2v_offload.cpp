@@ -79,6 +79,21 @@ class LightX2VOffload final : public Policy {
       throw ConfigError("lightx2v: FLUX.2 with offload_granularity \"phase\" after c177fd82 is not modelled "
                         "(upstream has no FLUX.2 phase-offload class; use model or block)");
     }
+    // Block and phase offload preallocate their CUDA buffers when the transformer's weights are built
+    // (register_offload_buffers, called from the TransformerWeights constructor, e.g.
+    // lightx2v/models/networks/qwen_image/weights/transformer_weights.py): they are held from init on,
+    // before the first text encoder runs.
+    for (const std::string& id : context.model_ids()) {
+      if (!is_transformer(context, id) || !settings_.cpu_offload || settings_.granularity == Granularity::kModel) continue;
+      const std::uint64_t block = context.model(id).manifest().largest_block_bytes();
+      const int buffers = settings_.granularity == Granularity::kBlock ? 2 : 1;  // offload_blocks_num = 2
+      for (int i = 0; i < buffers; ++i) {
+        if (!context.allocate_buffer("lightx2v block buffer", block)) {
+          throw ConfigError("lightx2v: the offload block buffers do not fit on the device at init: " +
+                            context.backend().last_oom().message);
+        }
+      }
+    }
     // Modules are built on the GPU unless their offload flag puts them on the CPU (set_init_device).
     for (const std::string& id : context.model_ids()) {
       if (offloaded_between_uses(context, id)) continue;
@@ -168,16 +183,8 @@ class LightX2VOffload final : public Policy {
       if (step.step == 0) return model.load_all(backend);
       return std::uint64_t{0};
     }
-    // block / phase: pre, post and non-block weights move every step; blocks stream through buffers
-    // allocated once (offload_blocks_num = 2 block buffers; phase: one block's worth of phase buffers).
-    if (!buffers_allocated_) {
-      const std::uint64_t block = model.manifest().largest_block_bytes();
-      const int buffers = settings_.granularity == Granularity::kBlock ? 2 : 1;
-      for (int i = 0; i < buffers; ++i) {
-        if (!context.allocate_buffer("lightx2v block buffer", block)) return std::nullopt;
-      }
-      buffers_allocated_ = true;
-    }
+    // block / phase: pre, post and non-block weights move every step; blocks stream through the
+    // buffers allocated at init.
     return model.load_where(backend, is_non_block);
   }
 
@@ -204,7 +211,6 @@ class LightX2VOffload final : public Policy {
   LightX2VProfile profile_;
   PolicyInfo info_;
   Settings settings_;
-  bool buffers_allocated_ = false;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "offsim/sim/errors.hpp"
@@ -98,6 +99,20 @@ ModelManifest ModelManifest::load(const std::filesystem::path& path) {
     fail(file, "tensor bytes add up to " + std::to_string(sum) + " but total_bytes is " + std::to_string(m.total_bytes));
   }
   return m;
+}
+
+std::shared_ptr<const ModelManifest> ModelManifest::load_shared(const std::filesystem::path& path) {
+  static std::mutex mutex;
+  static std::map<std::string, std::pair<std::filesystem::file_time_type, std::shared_ptr<const ModelManifest>>> cache;
+  std::error_code ec;
+  const auto stamp = std::filesystem::last_write_time(path, ec);
+  const std::string key = std::filesystem::weakly_canonical(path, ec).string();
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end() && it->second.first == stamp) return it->second.second;
+  auto manifest = std::make_shared<const ModelManifest>(load(path));
+  cache[key] = {stamp, manifest};
+  return manifest;
 }
 
 std::uint64_t ModelManifest::non_block_bytes() const {

@@ -184,6 +184,7 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
       if (p4.violations == 0) {
         p4.detail = "after call " + std::to_string(c.call + 1) + ": \"" + model +
                     "\" is reported offloaded but holds " + gib(bytes) + " on the device";
+        p4.aspects.push_back("residency");
       }
       ++p4.violations;
     }
@@ -200,7 +201,14 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
       if (p4.violations == 0) {
         p4.detail = "minimum capacity for 1 call is " + one + " but for " + std::to_string(scenario.calls) +
                     " calls it is " + all + ": a call leaves memory behind";
+        // With every claim of offloading true, what a call leaves behind is the allocator's state:
+        // cached segments that later allocations split differently.
+        const bool claims_hold = std::all_of(run.calls.begin(), run.calls.end(), [](const CallRecord& c) {
+          return c.claimed_offloaded_but_resident.empty();
+        });
+        if (claims_hold) p4.detail += " (fragmentation: no model holds weights it was said to offload)";
       }
+      p4.aspects.push_back("capacity");
       ++p4.violations;
     }
   }

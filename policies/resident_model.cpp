@@ -22,6 +22,7 @@ void ResidentModel::unload(MemoryBackend& backend, std::size_t tensor, bool copy
   backend.free(addresses_[tensor]);
   addresses_[tensor] = 0;
   device_bytes_ -= bytes;
+  unloaded_ += bytes;
   if (copy) d2h_ += bytes;
 }
 

@@ -108,6 +108,26 @@ WorkingMemoryOutcome run_working_memory(MemoryBackend& backend, const sim::Trace
   return out;
 }
 
+// Runs the scenario's prior history; its unfreed allocations stay in `live`. False when it does not fit.
+bool apply_prior_history(MemoryBackend& backend, const Scenario& scenario,
+                         std::unordered_map<std::uint64_t, std::uint64_t>& live) {
+  if (!scenario.prior_history) return true;
+  for (const sim::TraceEvent& e : scenario.prior_history->trace->events) {
+    if (e.action == sim::TraceAction::kAlloc) {
+      auto ptr = backend.allocate(e.size, e.stream);
+      if (!ptr) return false;
+      live[e.addr] = *ptr;
+    } else if (e.action == sim::TraceAction::kFreeRequested) {
+      auto it = live.find(e.addr);
+      if (it != live.end()) {
+        backend.free(it->second);
+        live.erase(it);
+      }
+    }
+  }
+  return true;
+}
+
 std::uint64_t releasable_and_stranded(const SimBackend& sim, std::uint64_t& stranded) {
   const sim::FragmentationInfo f = sim.allocator().fragmentation();
   stranded = f.stranded;
@@ -115,6 +135,19 @@ std::uint64_t releasable_and_stranded(const SimBackend& sim, std::uint64_t& stra
 }
 
 }  // namespace
+
+bool fits_alone(const Scenario& scenario, const Stage& stage) {
+  SimBackend backend(scenario.device, sim::AllocatorConfig::parse(scenario.alloc_conf, *scenario.torch), *scenario.torch);
+  std::unordered_map<std::uint64_t, std::uint64_t> live;
+  if (!apply_prior_history(backend, scenario, live)) return false;
+  std::vector<ResidentModel> models;
+  for (const std::string& id : stage.models) models.emplace_back(*scenario.model(id).manifest);
+  for (ResidentModel& m : models) {
+    if (!m.load_all(backend)) return false;
+  }
+  if (!stage.working_memory) return true;
+  return !run_working_memory(backend, *stage.working_memory->trace, 0).oom;
+}
 
 std::optional<std::uint64_t> cold_peak(const Scenario& scenario, const Stage& stage) {
   if (!stage.working_memory) return 0;
@@ -148,6 +181,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
   RunContext context(scenario, backend);
 
   std::uint64_t run_peak_reserved = 0, run_peak_allocated = 0;
+  std::unordered_map<std::uint64_t, std::uint64_t> prior_live;
   auto fold_peaks = [&] {
     const MemoryStats s = backend.stats();
     run_peak_reserved = std::max(run_peak_reserved, s.peak_reserved);
@@ -160,6 +194,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
     for (const ScenarioModel& m : scenario.models) {
       record.bytes_to_device += context.model(m.id).bytes_to_device();
       record.bytes_to_host += context.model(m.id).bytes_to_host();
+      record.bytes_offloaded += context.model(m.id).bytes_unloaded();
     }
     record.transfer_seconds =
         static_cast<double>(record.bytes_to_device + record.bytes_to_host) / scenario.pcie_bytes_per_second;
@@ -170,6 +205,12 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
     }
   };
 
+  // The process's earlier allocations come first; what they keep stays live for the whole run.
+  if (!apply_prior_history(backend, scenario, prior_live)) {
+    record.failure = "the scenario's prior history does not fit on the device: " + backend.last_oom().message;
+    finish_record();
+    return record;
+  }
   for (const std::string& id : scenario.initially_resident) {
     if (!context.model(id).load_all(backend)) {
       record.failure = "the scenario's initially resident models do not fit on the device (" + id + "): " +

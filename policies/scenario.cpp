@@ -205,7 +205,8 @@ const ScenarioModel& Scenario::model(const std::string& id) const {
   throw ConfigError("scenario \"" + name + "\" has no model \"" + id + "\"");
 }
 
-std::shared_ptr<const sim::Trace> working_memory_from_json(const json& doc, const std::string& source) {
+std::shared_ptr<const sim::Trace> working_memory_from_json(const json& doc, const std::string& source,
+                                                           bool allow_live) {
   const Fields f(doc, source, "working_memory");
   auto trace = std::make_shared<sim::Trace>();
   sim::Provenance& p = trace->metadata.provenance;
@@ -269,7 +270,7 @@ std::shared_ptr<const sim::Trace> working_memory_from_json(const json& doc, cons
       f.fail(at, "unknown op \"" + kind + "\" (alloc or free)");
     }
   }
-  for (std::size_t k = 0; k < freed.size(); ++k) {
+  for (std::size_t k = 0; k < freed.size() && !allow_live; ++k) {
     if (!freed[k]) f.fail("ops", "alloc " + std::to_string(k) + " is never freed: a stage must release its working memory");
   }
   return trace;
@@ -358,7 +359,7 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
     }
     const std::filesystem::path path = root / model.manifest_path;
     try {
-      model.manifest = std::make_shared<ModelManifest>(ModelManifest::load(path));
+      model.manifest = ModelManifest::load_shared(path);
     } catch (const ParseError& e) {
       m.fail("manifest", e.what());
     }
@@ -417,6 +418,12 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
     }
     s.stages.push_back(std::move(stage));
   }
+  if (f.has("prior_history")) {
+    WorkingMemory prior;
+    prior.source = "inline";
+    prior.trace = working_memory_from_json(f.raw("prior_history"), source, /*allow_live=*/true);
+    s.prior_history = std::move(prior);
+  }
   if (f.has("policy_settings")) {
     if (!f.raw("policy_settings").is_object()) f.fail("policy_settings", "must be an object keyed by policy family");
     s.policy_settings = f.raw("policy_settings");
@@ -469,6 +476,7 @@ json Scenario::to_json() const {
   if (calls != 1) out["calls"] = calls;
   if (pcie_bytes_per_second != 25e9) out["pcie_gbps"] = pcie_bytes_per_second / 1e9;
   if (!policy_settings.empty()) out["policy_settings"] = policy_settings;
+  if (prior_history) out["prior_history"] = working_memory_to_json(*prior_history->trace);
   return out;
 }
 

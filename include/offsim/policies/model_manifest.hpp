@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,9 @@ struct ModelManifest {
 
   /// Reads and validates a manifest. Throws offsim::ParseError naming the file and the field.
   static ModelManifest load(const std::filesystem::path& path);
+  /// load(), memoized per path and modification time: generated scenarios reuse the same few manifests
+  /// thousands of times. Manifests are immutable once loaded, so sharing them is safe.
+  static std::shared_ptr<const ModelManifest> load_shared(const std::filesystem::path& path);
   /// Bytes of the tensors outside every block group (embeddings, norms, heads, modulation).
   std::uint64_t non_block_bytes() const;
   /// Bytes of the largest block (over all groups).

@@ -15,6 +15,9 @@ namespace offsim::policies {
 struct PolicyEntry {
   std::string id;
   std::string label;
+  /// The newest profile of its family (what `offsim check` gates by default); older profiles stay for
+  /// the known-bug corpus and comparisons.
+  bool latest = false;
   std::function<std::unique_ptr<Policy>()> make;
 };
 

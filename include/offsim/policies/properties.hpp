@@ -31,6 +31,9 @@ struct PropertyResult {
   std::size_t violations = 0;
   std::string detail;        // first violation, or why it does not apply
   std::vector<std::size_t> stage_records;  // indices into RunRecord::stages that violate it
+  /// Which halves of a two-part property failed: P4 has "residency" (models reported offloaded hold no
+  /// bytes) and "capacity" (k calls fit where one fits).
+  std::vector<std::string> aspects;
 };
 
 struct PropertyOptions {

@@ -38,7 +38,9 @@ class ResidentModel {
   std::uint64_t unload_all(MemoryBackend& backend, bool copy);
 
   /// Forget the traffic so far (weights that were on the device before the run started).
-  void reset_traffic() { h2d_ = d2h_ = 0; }
+  void reset_traffic() { h2d_ = d2h_ = unloaded_ = 0; }
+  /// Bytes moved off the device, copied or not (evictions and scheduled offloads).
+  std::uint64_t bytes_unloaded() const { return unloaded_; }
   std::uint64_t bytes_to_device() const { return h2d_; }
   std::uint64_t bytes_to_host() const { return d2h_; }
 
@@ -48,6 +50,7 @@ class ResidentModel {
   std::uint64_t device_bytes_ = 0;
   std::uint64_t h2d_ = 0;
   std::uint64_t d2h_ = 0;
+  std::uint64_t unloaded_ = 0;
 };
 
 }  // namespace offsim::policies

@@ -68,6 +68,7 @@ struct RunRecord {
   std::uint64_t peak_allocated = 0;
   std::uint64_t bytes_to_device = 0;
   std::uint64_t bytes_to_host = 0;
+  std::uint64_t bytes_offloaded = 0;  // weights moved off the device, copied or pointer-swapped
   double transfer_seconds = 0;
   std::size_t evictions = 0;
   /// reserved/allocated after every allocator call (weights and working memory), for plots.
@@ -98,6 +99,11 @@ struct RunOptions {
 
 /// Runs `policy` (a fresh instance) on `scenario`. Scenario errors throw; OOMs are recorded, not thrown.
 RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions& options = {});
+
+/// Whether one stage could run at all on the scenario's device: the prior history's live allocations,
+/// only this stage's models (fully loaded) and its working memory. If not, no policy can run the
+/// scenario and P3 does not apply.
+bool fits_alone(const Scenario& scenario, const Stage& stage);
 
 /// T_cold of one stage: its models fully loaded on an otherwise empty device of the scenario's platform
 /// and allocator settings (1 TiB, so that the measurement never OOMs), then its working memory.

@@ -61,6 +61,9 @@ struct Scenario {
 
   std::vector<ScenarioModel> models;
   std::vector<std::string> initially_resident;  // model ids on the device when the first call starts
+  /// Allocations the process made before the first call (other tensors, earlier work): run before the
+  /// models load; what it does not free stays live for the whole run (a fragmented start state).
+  std::optional<WorkingMemory> prior_history;
   int calls = 1;
   double pcie_bytes_per_second = 25e9;
   std::vector<Stage> stages;
@@ -82,8 +85,10 @@ struct Scenario {
 /// Reads a stage's working-memory trace: offsim's own format, a snapshot pickle or JSON, or the inline
 /// form {"provenance": {...}, "allocs": [[bytes, free_at], ...]} (docs/scenario_format.md).
 std::shared_ptr<const sim::Trace> load_working_memory_file(const std::filesystem::path& path);
-/// Builds a trace from the inline form. Throws ParseError naming `source` and the entry.
-std::shared_ptr<const sim::Trace> working_memory_from_json(const nlohmann::json& doc, const std::string& source);
+/// Builds a trace from the inline form. Throws ParseError naming `source` and the entry. A stage must free
+/// everything it allocates; a prior history (`allow_live`) may leave allocations live.
+std::shared_ptr<const sim::Trace> working_memory_from_json(const nlohmann::json& doc, const std::string& source,
+                                                           bool allow_live = false);
 nlohmann::json working_memory_to_json(const sim::Trace& trace);
 
 }  // namespace offsim::policies

@@ -1,0 +1,73 @@
+#include "offsim/check/gate.hpp"
+
+#include <chrono>
+
+#include "offsim/policies/policy_registry.hpp"
+
+namespace offsim::check {
+
+bool GateResult::failed() const {
+  for (const PropertyCheckResult& c : checks) {
+    if (c.property == PropertyId::kP5) continue;  // over-estimates are reported, never failed
+    if (!c.ok()) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> default_gate_policies() {
+  std::vector<std::string> out;
+  for (const policies::PolicyEntry& e : policies::all_policies()) {
+    if (e.latest) out.push_back(e.id);
+  }
+  return out;
+}
+
+GateResult run_gate(const GateOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  GateResult result;
+  const std::vector<std::string> policies = options.policies.empty() ? default_gate_policies() : options.policies;
+  struct Unit {
+    std::string policy;
+    PropertyId property;
+    std::uint64_t seed;
+  };
+  std::vector<Unit> units;
+  std::size_t index = 0;
+  for (const std::string& policy : policies) {
+    const policies::PolicyInfo info = policies::make_policy(policy)->info();
+    for (PropertyId property : applicable_properties(info)) {
+      if (!options.properties.empty() &&
+          std::find(options.properties.begin(), options.properties.end(), property) == options.properties.end()) {
+        continue;
+      }
+      for (std::uint64_t seed : options.seeds) {
+        if (static_cast<int>(index++ % static_cast<std::size_t>(options.shard_count)) == options.shard_index) {
+          units.push_back({policy, property, seed});
+        }
+      }
+    }
+  }
+  result.units_total = units.size();
+  GeneratorInputs inputs;
+  inputs.points = policies::load_published_points(options.root);
+  inputs.root = options.root;
+  OutcomeCache cache(options.root);
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (elapsed > options.time_budget_seconds) {
+      result.units_skipped = units.size() - i;
+      break;
+    }
+    PropertyCheckOptions o;
+    o.seed = units[i].seed;
+    o.cases = options.cases;
+    o.counterexample_dir = options.counterexample_dir;
+    result.checks.push_back(check_property(units[i].policy, units[i].property, o, cache, inputs));
+    if (options.progress) options.progress(i + 1, units.size());
+  }
+  result.simulations = cache.runs();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace offsim::check

@@ -1,0 +1,231 @@
+#include "offsim/check/property_check.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <rapidcheck/detail/TestListenerAdapter.h>
+
+#include "offsim/check/case_generators.hpp"
+#include "offsim/policies/eval_result.hpp"
+#include "offsim/policies/policy_registry.hpp"
+#include "offsim/sim/atomic_output_file.hpp"
+#include "offsim/sim/errors.hpp"
+
+namespace offsim::check {
+
+namespace {
+
+std::string case_key(const std::string& policy, const GeneratedCase& c, bool with_min_capacity) {
+  std::ostringstream key;
+  key << policy << '|' << with_min_capacity << '|' << c.pipeline << '|' << c.decode.grid << '|' << c.decode.height << 'x'
+      << c.decode.width << '|' << (c.encode ? 1 : 0) << '|' << c.capacity << '|' << c.context << '|' << c.other_processes
+      << '|' << c.calls << '|' << c.denoise_steps << '|' << c.alloc_conf << '|' << c.torch << '|' << c.lightx2v_granularity;
+  for (const PriorAllocation& a : c.prior) key << '|' << a.bytes << (a.keep ? 'k' : 'f');
+  return key.str();
+}
+
+std::vector<std::string> classify(const CaseOutcome& o) {
+  std::vector<std::string> tags;
+  tags.push_back(o.feasible ? "feasible" : "infeasible");
+  if (!o.run.completed) tags.push_back("ooms");
+  // Caches evict; schedules offload: either moves weights off the device.
+  const bool evicts = o.run.evictions > 0 || o.run.bytes_offloaded > 0;
+  tags.push_back(evicts ? "evicts" : (o.run.completed ? "no-eviction" : "fails-without-eviction"));
+  bool estimated = false, near = false;
+  for (const policies::StageRecord& r : o.run.stages) {
+    if (!r.has_working_memory || !r.t_cold) continue;
+    if (r.decision.estimate) estimated = true;
+    const double available = static_cast<double>(r.driver_free_before + r.releasable_before);
+    const double need = static_cast<double>(*r.t_cold);
+    if (need > 0 && std::fabs(available - need) <= 0.05 * need) near = true;
+  }
+  if (estimated) tags.push_back("estimated");
+  if (near) tags.push_back("near-boundary");
+  if (o.scenario.calls > 1) tags.push_back("multi-call");
+  return tags;
+}
+
+std::string file_safe(std::string s) {
+  for (char& ch : s) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '.') ch = '_';
+  }
+  return s;
+}
+
+bool violated(PropertyId property, const policies::PropertyResult& p, bool feasible, const std::string& aspect) {
+  if (property == PropertyId::kP3 && !feasible) return false;  // no policy can run it: P3 does not apply
+  if (p.verdict != policies::Verdict::kFail && p.verdict != policies::Verdict::kReported) return false;
+  return aspect.empty() || std::find(p.aspects.begin(), p.aspects.end(), aspect) != p.aspects.end();
+}
+
+}  // namespace
+
+std::string_view to_string(PropertyId id) {
+  static const char* names[] = {"P1", "P2", "P3", "P4", "P5"};
+  return names[static_cast<int>(id)];
+}
+
+PropertyId parse_property(std::string_view text) {
+  for (int i = 0; i < 5; ++i) {
+    if (to_string(static_cast<PropertyId>(i)) == text) return static_cast<PropertyId>(i);
+  }
+  throw ConfigError("unknown property \"" + std::string(text) + "\" (P1, P2, P3, P4 or P5)");
+}
+
+std::vector<PropertyId> applicable_properties(const policies::PolicyInfo& info) {
+  std::vector<PropertyId> out;
+  if (!info.free_memory_formula.empty()) out.push_back(PropertyId::kP1);
+  if (info.uses_estimates) out.push_back(PropertyId::kP2);
+  out.push_back(PropertyId::kP3);
+  out.push_back(PropertyId::kP4);
+  if (info.uses_estimates) out.push_back(PropertyId::kP5);
+  return out;
+}
+
+std::vector<std::string> required_classes(PropertyId id) {
+  switch (id) {
+    case PropertyId::kP1: return {"evicts", "no-eviction"};
+    case PropertyId::kP2: return {"estimated"};
+    case PropertyId::kP3: return {"feasible", "evicts", "near-boundary"};
+    case PropertyId::kP4: return {"multi-call"};
+    case PropertyId::kP5: return {"estimated"};
+  }
+  return {};
+}
+
+const CaseOutcome& OutcomeCache::get(const std::string& policy, const GeneratedCase& c, bool with_min_capacity) {
+  const std::string key = case_key(policy, c, with_min_capacity);
+  auto it = outcomes_.find(key);
+  if (it != outcomes_.end()) return *it->second;
+  auto outcome = std::make_unique<CaseOutcome>();
+  outcome->scenario = to_scenario(c, root_);
+  ++runs_;
+  auto instance = policies::make_policy(policy);
+  try {
+    outcome->run = policies::run_policy(*instance, outcome->scenario);
+  } catch (const ConfigError& e) {
+    // A policy that cannot express the case (e.g. a granularity it lacks) fails nothing.
+    outcome->run.policy = instance->info();
+    outcome->run.completed = true;
+    outcome->run.failure = std::string("not applicable: ") + e.what();
+  }
+  policies::PropertyOptions options;
+  options.check_min_capacity = with_min_capacity;
+  options.make_policy = [policy] { return policies::make_policy(policy); };
+  if (outcome->run.failure.rfind("not applicable", 0) != 0) {
+    outcome->report = policies::check_properties(outcome->scenario, outcome->run, options);
+  }
+  for (const policies::Stage& stage : outcome->scenario.stages) {
+    if (!policies::fits_alone(outcome->scenario, stage)) {
+      outcome->feasible = false;
+      break;
+    }
+  }
+  outcome->classes = classify(*outcome);
+  return *outcomes_.emplace(key, std::move(outcome)).first->second;
+}
+
+PropertyCheckResult check_property(const std::string& policy, PropertyId property, const PropertyCheckOptions& options,
+                                   OutcomeCache& cache, const GeneratorInputs& inputs) {
+  const auto start = std::chrono::steady_clock::now();
+  PropertyCheckResult result;
+  result.policy = policy;
+  result.property = property;
+  result.seed = options.seed;
+  std::optional<nlohmann::json> last_failure;
+  std::string last_detail;
+  std::map<std::string, int> classes;
+  int evaluated = 0;
+
+  const auto testable = [&](const GeneratedCase& c) {
+    const CaseOutcome& o = cache.get(policy, c, property == PropertyId::kP4);
+    ++evaluated;
+    for (const std::string& tag : o.classes) ++classes[tag];
+    const policies::PropertyResult& p = o.report.results[static_cast<std::size_t>(property)];
+    if (violated(property, p, o.feasible, options.aspect)) {
+      last_failure = o.scenario.to_json();
+      last_detail = p.detail;
+      if (!o.report.diagnosis.empty() && p.detail.find(o.report.diagnosis) == std::string::npos) {
+        last_detail += " [" + o.report.diagnosis + "]";
+      }
+      RC_FAIL(std::string(to_string(property)) + " violated: " + last_detail);
+    }
+  };
+  rc::detail::TestParams params;
+  params.seed = options.seed;
+  params.maxSuccess = options.cases;
+  params.maxSize = 100;
+  params.disableShrinking = !options.shrink;
+  rc::detail::TestMetadata metadata;
+  metadata.id = policy + " " + std::string(to_string(property));
+  metadata.description = metadata.id;
+  // A silent listener: offsim prints its own report and replay command, not RapidCheck's.
+  rc::detail::TestListenerAdapter listener;
+  const auto outcome = rc::detail::checkProperty(rc::detail::toProperty([&] {
+                                                   const GeneratedCase c = *gen_case(inputs);
+                                                   testable(c);
+                                                 }),
+                                                 metadata, params, listener);
+
+  if (outcome.template is<rc::detail::SuccessResult>()) {
+    result.passed = true;
+    result.cases = outcome.template get<rc::detail::SuccessResult>().numSuccess;
+    result.classes = classes;
+  } else if (outcome.template is<rc::detail::FailureResult>()) {
+    const auto& failure = outcome.template get<rc::detail::FailureResult>();
+    result.passed = false;
+    result.cases = failure.numSuccess + 1;
+    result.failure = last_detail;
+    for (const auto& [name, value] : failure.counterExample) result.counterexample_case += name + " = " + value + "\n";
+    result.counterexample = last_failure;
+    result.classes = classes;
+  } else if (outcome.template is<rc::detail::GaveUpResult>()) {
+    result.failure = "gave up: " + outcome.template get<rc::detail::GaveUpResult>().description;
+  } else if (outcome.template is<rc::detail::Error>()) {
+    result.failure = "error: " + outcome.template get<rc::detail::Error>().description;
+  }
+  if (result.passed) {
+    for (const std::string& needed : required_classes(property)) {
+      if (classes[needed] == 0) result.missing_classes.push_back(needed);
+    }
+  }
+  if (result.counterexample && !options.counterexample_dir.empty()) {
+    std::filesystem::create_directories(options.counterexample_dir);
+    const std::filesystem::path file =
+        options.counterexample_dir / (file_safe(policy) + "__" + std::string(to_string(property)) + ".json");
+    sim::AtomicOutputFile out(file);
+    out.write(result.counterexample->dump(1));
+    out.write("\n");
+    out.commit();
+    result.counterexample_file = file.string();
+    result.replay_command = "offsim check --replay " + file.string() + " --policy '" + policy + "' --property " +
+                            std::string(to_string(property));
+  }
+  (void)evaluated;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+PropertyCheckResult check_property_on(const std::string& policy, PropertyId property, const policies::Scenario& scenario,
+                                      const std::string& aspect) {
+  PropertyCheckResult result;
+  result.policy = policy;
+  result.property = property;
+  result.cases = 1;
+  policies::PropertyOptions options;
+  options.make_policy = [policy] { return policies::make_policy(policy); };
+  const policies::EvalResult eval = policies::evaluate(policy, scenario, options);
+  bool feasible = true;
+  for (const policies::Stage& stage : scenario.stages) feasible = feasible && policies::fits_alone(scenario, stage);
+  const policies::PropertyResult& p = eval.properties.results[static_cast<std::size_t>(property)];
+  const bool failed = violated(property, p, feasible, aspect);
+  result.passed = !failed;
+  if (failed) result.failure = p.detail + (eval.properties.diagnosis.empty() ? "" : " [" + eval.properties.diagnosis + "]");
+  return result;
+}
+
+}  // namespace offsim::check

@@ -1,0 +1,250 @@
+// `offsim check`: the CI gate. Generated scenarios (fixed seeds) against P1-P5 for the selected
+// policies, a time budget, exit code 0/1, JUnit XML, one command to replay any failure; --corpus runs the
+// known-bug corpus (each buggy variant must be found, each fixed one must pass); --shard I/N spreads the
+// work over machines and --merge joins their JSON results.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "commands.hpp"
+#include "offsim/check/corpus.hpp"
+#include "offsim/check/gate.hpp"
+#include "offsim/check/junit_report.hpp"
+#include "offsim/policies/policy_registry.hpp"
+#include "offsim/sim/atomic_output_file.hpp"
+#include "offsim/sim/errors.hpp"
+#include "progress.hpp"
+#include "repository_root.hpp"
+#include "table.hpp"
+
+namespace offsim::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace offsim::check;
+
+struct CheckOptions {
+  std::vector<std::string> policies;
+  std::vector<std::string> properties;
+  std::uint64_t seed = 20261126;
+  int seeds = 1;
+  int cases = 60;
+  double time_budget = 150;
+  std::string shard;
+  std::string junit;
+  std::string json;
+  std::string out = "offsim-check";
+  std::string root;
+  std::string replay;
+  std::vector<std::string> merge;
+  bool corpus = false;
+  bool quiet = false;
+};
+
+std::vector<std::uint64_t> seed_list(const CheckOptions& o) {
+  std::vector<std::uint64_t> seeds;
+  for (int i = 0; i < o.seeds; ++i) seeds.push_back(o.seed + static_cast<std::uint64_t>(i));
+  return seeds;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  sim::AtomicOutputFile out(path);
+  out.write(text);
+  out.commit();
+}
+
+nlohmann::json check_json(const PropertyCheckResult& c) {
+  return {{"policy", c.policy}, {"property", to_string(c.property)}, {"seed", c.seed}, {"cases", c.cases},
+          {"passed", c.passed}, {"ok", c.ok()}, {"classes", c.classes}, {"missing_classes", c.missing_classes},
+          {"failure", c.failure}, {"counterexample_case", c.counterexample_case},
+          {"counterexample_file", c.counterexample_file}, {"replay", c.replay_command}, {"seconds", c.seconds}};
+}
+
+PropertyCheckResult check_from_json(const nlohmann::json& j) {
+  PropertyCheckResult c;
+  c.policy = j.at("policy").get<std::string>();
+  c.property = parse_property(j.at("property").get<std::string>());
+  c.seed = j.at("seed").get<std::uint64_t>();
+  c.cases = j.at("cases").get<int>();
+  c.passed = j.at("passed").get<bool>();
+  c.classes = j.at("classes").get<std::map<std::string, int>>();
+  c.missing_classes = j.at("missing_classes").get<std::vector<std::string>>();
+  c.failure = j.at("failure").get<std::string>();
+  c.counterexample_case = j.at("counterexample_case").get<std::string>();
+  c.counterexample_file = j.at("counterexample_file").get<std::string>();
+  c.replay_command = j.at("replay").get<std::string>();
+  c.seconds = j.at("seconds").get<double>();
+  return c;
+}
+
+void print_checks(const std::vector<PropertyCheckResult>& checks) {
+  Table table({"policy", "property", "seed", "cases", "result", "coverage"});
+  for (const PropertyCheckResult& c : checks) {
+    std::string coverage;
+    for (const auto& [name, n] : c.classes) coverage += name + ":" + std::to_string(n) + " ";
+    const char* verdict = c.ok() ? "pass" : (c.property == PropertyId::kP5 ? "over" : "FAIL");
+    table.add({c.policy, std::string(to_string(c.property)), std::to_string(c.seed), std::to_string(c.cases), verdict,
+               coverage});
+  }
+  table.print(std::cout);
+  for (const PropertyCheckResult& c : checks) {
+    if (c.ok()) continue;
+    std::cout << "\n" << c.policy << " " << to_string(c.property) << " (seed " << c.seed << "): "
+              << (c.passed ? "not exercised: generated no case of class" : c.failure);
+    for (const std::string& m : c.missing_classes) std::cout << " " << m;
+    std::cout << "\n";
+    if (!c.counterexample_case.empty()) std::cout << "  shrunk case: " << c.counterexample_case;
+    if (!c.replay_command.empty()) std::cout << "  replay: " << c.replay_command << "\n";
+  }
+}
+
+int run_replay(const CheckOptions& o, const fs::path& root) {
+  if (o.policies.size() != 1 || o.properties.size() != 1) {
+    throw ConfigError("--replay needs exactly one --policy and one --property");
+  }
+  const policies::Scenario scenario = policies::Scenario::load(o.replay, root);
+  const PropertyCheckResult r = check_property_on(o.policies[0], parse_property(o.properties[0]), scenario);
+  std::cout << o.policies[0] << " " << o.properties[0] << " on " << o.replay << ": "
+            << (r.passed ? "holds" : "VIOLATED: " + r.failure) << "\n";
+  return r.passed ? kExitOk : kExitFailed;
+}
+
+int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
+  const std::vector<CorpusEntry> entries = load_corpus(root);
+  CorpusOptions options;
+  options.seeds = seed_list(o);
+  options.cases = o.cases;
+  options.root = root;
+  options.counterexample_dir = o.out;
+  const std::vector<CorpusResult> results = run_corpus(entries, options);
+  Table table({"bug", "property", "buggy variant", "detected", "fixed variant", "fixed passes", "stored scenarios"});
+  bool ok = true;
+  std::vector<PropertyCheckResult> all;
+  for (const CorpusResult& r : results) {
+    std::size_t fixed_ok = 0;
+    for (const PropertyCheckResult& f : r.fixed_searches) fixed_ok += f.passed ? 1 : 0;
+    std::size_t stored_ok = 0;
+    for (std::size_t i = 0; i < r.buggy_replays.size(); ++i) {
+      stored_ok += (!r.buggy_replays[i].passed && r.fixed_replays[i].passed) ? 1 : 0;
+    }
+    table.add({r.entry->bug, std::string(to_string(r.entry->property)), r.entry->buggy,
+               std::to_string(r.detected()) + "/" + std::to_string(r.buggy_searches.size()), r.entry->fixed,
+               std::to_string(fixed_ok) + "/" + std::to_string(r.fixed_searches.size()),
+               std::to_string(stored_ok) + "/" + std::to_string(r.buggy_replays.size())});
+    ok = ok && r.ok();
+    all.insert(all.end(), r.fixed_searches.begin(), r.fixed_searches.end());
+  }
+  table.print(std::cout);
+  for (const CorpusResult& r : results) {
+    if (r.ok()) continue;
+    std::cout << "\n" << r.entry->bug << " (" << r.entry->file << ") did not behave as expected:\n";
+    for (const PropertyCheckResult& b : r.buggy_searches) {
+      if (b.passed) std::cout << "  buggy " << r.entry->buggy << " NOT detected from seed " << b.seed << "\n";
+    }
+    for (const PropertyCheckResult& f : r.fixed_searches) {
+      if (!f.passed) std::cout << "  fixed " << r.entry->fixed << " fails: " << f.failure << "\n  replay: " << f.replay_command << "\n";
+    }
+  }
+  if (!o.junit.empty()) write_file(o.junit, junit_xml(all, "offsim corpus"));
+  std::cout << (ok ? "\ncorpus: every buggy variant found, every fixed variant passes\n" : "\ncorpus: FAILED\n");
+  return ok ? kExitOk : kExitFailed;
+}
+
+int run(const CheckOptions& o) {
+  const fs::path root = repository_root(o.root);
+  if (!o.replay.empty()) return run_replay(o, root);
+  if (o.corpus) return run_corpus_mode(o, root);
+
+  std::vector<PropertyCheckResult> checks;
+  std::size_t units_total = 0, units_skipped = 0, simulations = 0;
+  double seconds = 0;
+  if (!o.merge.empty()) {
+    for (const std::string& file : o.merge) {
+      std::ifstream in(file);
+      if (!in) throw ConfigError("--merge " + file + ": cannot open");
+      const nlohmann::json doc = nlohmann::json::parse(in);
+      for (const nlohmann::json& c : doc.at("checks")) checks.push_back(check_from_json(c));
+      units_total += doc.value("units_total", std::size_t{0});
+      units_skipped += doc.value("units_skipped", std::size_t{0});
+    }
+  } else {
+    GateOptions options;
+    for (const std::string& p : o.policies) {
+      for (std::string& id : policies::match_policies(p)) options.policies.push_back(std::move(id));
+    }
+    for (const std::string& p : o.properties) options.properties.push_back(parse_property(p));
+    options.seeds = seed_list(o);
+    options.cases = o.cases;
+    options.time_budget_seconds = o.time_budget;
+    options.root = root;
+    options.counterexample_dir = o.out;
+    if (!o.shard.empty()) {
+      const auto slash = o.shard.find('/');
+      try {
+        options.shard_index = std::stoi(o.shard.substr(0, slash));
+        options.shard_count = std::stoi(o.shard.substr(slash + 1));
+      } catch (const std::exception&) {
+        throw ConfigError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
+      }
+      if (slash == std::string::npos || options.shard_count < 1 || options.shard_index < 0 ||
+          options.shard_index >= options.shard_count) {
+        throw ConfigError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
+      }
+    }
+    Progress progress("check", 0, o.quiet);
+    options.progress = [&progress](std::size_t done, std::size_t) { progress.update(done); };
+    const GateResult gate = run_gate(options);
+    progress.finish();
+    checks = gate.checks;
+    units_total = gate.units_total;
+    units_skipped = gate.units_skipped;
+    simulations = gate.simulations;
+    seconds = gate.seconds;
+  }
+  print_checks(checks);
+  std::map<std::string, int> cases_per_property;
+  for (const PropertyCheckResult& c : checks) cases_per_property[std::string(to_string(c.property))] += c.cases;
+  std::cout << "\ncases run per property:";
+  for (const auto& [p, n] : cases_per_property) std::cout << " " << p << "=" << n;
+  std::cout << "  (" << simulations << " simulated runs, " << static_cast<int>(seconds) << " s)\n";
+  if (units_skipped > 0) {
+    std::cout << "time budget reached: " << units_skipped << " of " << units_total << " checks not started\n";
+  }
+  bool failed = false;
+  for (const PropertyCheckResult& c : checks) failed = failed || (!c.ok() && c.property != PropertyId::kP5);
+  if (!o.junit.empty()) write_file(o.junit, junit_xml(checks, "offsim check"));
+  if (!o.json.empty()) {
+    nlohmann::json doc = {{"format", "offsim-check/1"}, {"units_total", units_total}, {"units_skipped", units_skipped},
+                          {"checks", nlohmann::json::array()}};
+    for (const PropertyCheckResult& c : checks) doc["checks"].push_back(check_json(c));
+    write_file(o.json, doc.dump(1) + "\n");
+  }
+  std::cout << (failed ? "check: FAILED\n" : "check: passed\n");
+  return failed ? kExitFailed : kExitOk;
+}
+
+}  // namespace
+
+void add_check_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<CheckOptions>();
+  CLI::App* cmd = app.add_subcommand("check", "Property gate: P1-P5 over generated scenarios, fixed seeds, exit 0/1");
+  cmd->add_option("--policy,-p", o->policies, "Policy id or family (repeatable; default: the newest profiles)");
+  cmd->add_option("--property", o->properties, "P1..P5 (repeatable; default: all that apply)");
+  cmd->add_option("--seed", o->seed, "First seed (default: the gate's fixed seed)");
+  cmd->add_option("--seeds", o->seeds, "Number of seeds (a longer, non-gate search: detection rates)");
+  cmd->add_option("--cases", o->cases, "Generated cases per property and seed");
+  cmd->add_option("--time-budget", o->time_budget, "Seconds after which no new check starts");
+  cmd->add_option("--shard", o->shard, "Run shard I of N (I/N)");
+  cmd->add_option("--junit", o->junit, "Write JUnit XML here");
+  cmd->add_option("--json", o->json, "Write results as JSON (mergeable with --merge)");
+  cmd->add_option("--merge", o->merge, "Merge the --json results of shards instead of running");
+  cmd->add_option("--out", o->out, "Folder for shrunk counterexamples (scenario JSON)");
+  cmd->add_option("--replay", o->replay, "Re-check one stored counterexample scenario (with --policy and --property)");
+  cmd->add_option("--root", o->root, "offsim checkout holding traces/ and scenarios/");
+  cmd->add_flag("--corpus", o->corpus, "Run the known-bug corpus (tests/corpus/)");
+  cmd->add_flag("--quiet,-q", o->quiet, "No progress line");
+  cmd->callback([o, &exit_code] { exit_code = run(*o); });
+}
+
+}  // namespace offsim::cli

@@ -1,0 +1,50 @@
+// RapidCheck generators for the property suite. Everything shrinks towards something a person can read:
+// resolutions towards 512x512, sizes towards the allocator's boundaries (512 B, 1 MiB, 2 MiB multiples,
+// 10 MiB, 20 MiB), capacities towards the capacities drivers really report, one call, an empty prior
+// history, the default allocator config. Shrinking is greedy: a counterexample is locally minimal only.
+#pragma once
+
+#include <rapidcheck.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "offsim/check/generated_case.hpp"
+#include "offsim/policies/published_measurements.hpp"
+
+namespace offsim::check {
+
+/// Capacities drivers report for real cards, with where each was seen (shrink targets).
+struct KnownCapacity {
+  std::uint64_t bytes;
+  const char* card;
+  const char* source;
+};
+const std::vector<KnownCapacity>& known_capacities();
+
+/// Candidate smaller values for `bytes`: allocator boundaries and 2 MiB multiples below it.
+std::vector<std::uint64_t> boundary_shrinks(std::uint64_t bytes);
+
+/// A byte count in [lo, hi] that shrinks towards allocator boundaries.
+rc::Gen<std::uint64_t> gen_bytes(std::uint64_t lo, std::uint64_t hi);
+/// A device total: a real card's reported capacity, or any 0.01 GiB step in [8, 96] GiB.
+rc::Gen<std::uint64_t> gen_capacity();
+/// What the generator may draw from. An empty list means everything.
+struct GeneratorScope {
+  std::vector<std::string> pipelines;    // pipeline_templates() names
+  std::vector<std::string> alloc_confs;  // allocator settings strings
+  bool prior_history = true;             // generate fragmented start states
+};
+
+struct GeneratorInputs {
+  std::vector<policies::PublishedPoint> points;  // decode/encode working memory: published only
+  std::filesystem::path root;                    // for the manifests' sizes
+  GeneratorScope scope;
+};
+
+/// A whole generated case. One case in three gets a device within a few percent of what its largest
+/// stage needs on its own (weights + measured peak + context), so that cases near the boundary where
+/// policies must decide well are common, not a matter of luck.
+rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs);
+
+}  // namespace offsim::check

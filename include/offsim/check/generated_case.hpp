@@ -1,0 +1,60 @@
+// One case the property suite generates: a real pipeline (its models' manifests), a decode (and, for
+// edit pipelines, an encode) whose working memory is a published measurement, a device, an allocator
+// config, a number of calls and an optional fragmented start state. It becomes an ordinary Scenario, so
+// every counterexample is a scenario JSON that `offsim eval` runs as is.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "offsim/policies/published_measurements.hpp"
+#include "offsim/policies/scenario.hpp"
+
+namespace offsim::check {
+
+/// A diffusion pipeline built from real weight manifests.
+struct PipelineTemplate {
+  std::string name;          // "qwen-image-edit-2511-q8"
+  std::string text_encoder;  // manifest paths, relative to the repository root
+  std::string transformer;
+  std::string vae;
+  policies::VaeFamily vae_family = policies::VaeFamily::qwen_image;
+  bool encodes_reference = false;  // edit pipelines encode a reference image
+  std::string lightx2v_model_cls;  // "qwen_image", "flux2_klein"
+  std::vector<int> denoise_steps;  // step counts the pipeline is run with
+};
+
+/// The pipelines the generator draws from.
+const std::vector<PipelineTemplate>& pipeline_templates();
+
+/// An allocation made before the first call; `keep` = still live when the pipeline runs.
+struct PriorAllocation {
+  std::uint64_t bytes = 0;
+  bool keep = false;
+};
+
+struct GeneratedCase {
+  std::size_t pipeline = 0;        // index into pipeline_templates()
+  policies::PublishedPoint decode; // defines backend, resolution and the decode's T
+  std::optional<policies::PublishedPoint> encode;  // same backend and resolution, when published
+  std::uint64_t capacity = 0;      // device total as the driver reports it
+  std::uint64_t context = 0;
+  std::uint64_t other_processes = 0;
+  int calls = 1;
+  int denoise_steps = 4;
+  std::string alloc_conf;
+  std::string torch = "2.9";
+  std::string lightx2v_granularity = "model";
+  std::vector<PriorAllocation> prior;
+};
+
+std::ostream& operator<<(std::ostream& out, const GeneratedCase& c);  // RapidCheck's counterexample line
+
+/// The case as a scenario (manifests resolved against `root`, working memory inline).
+policies::Scenario to_scenario(const GeneratedCase& c, const std::filesystem::path& root);
+
+}  // namespace offsim::check

@@ -1,0 +1,42 @@
+// Published VAE working-memory measurements (traces/published/*.json, each with its citation) as
+// points a scenario or a generator can use: the stage's true peak T comes from a real measurement, and
+// the stage trace that stands for it reproduces exactly the published numbers (peak reserved growth, and
+// peak allocated growth where published) and nothing more.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "offsim/policies/vae_workload.hpp"
+#include "offsim/sim/trace.hpp"
+
+namespace offsim::policies {
+
+struct PublishedPoint {
+  std::string grid;        // "cuda-rtx4090-grid"
+  VaeFamily family = VaeFamily::qwen_image;
+  VaeOp op = VaeOp::decode;
+  Backend backend = Backend::cuda;
+  int height = 0;
+  int width = 0;
+  DType dtype = DType::fp16;
+  std::uint64_t peak_reserved = 0;             // bytes, on the 2 MiB segment grid
+  std::optional<std::uint64_t> peak_allocated;  // where published and not above peak_reserved
+  bool derived = false;  // recomputed from a published implied constant (constant x H x W x 2)
+  std::string device;    // "NVIDIA GeForce RTX 4090"
+  std::string torch;
+  std::string citation;
+};
+
+/// Every usable point of traces/published/qwen_image_vae_calibration.json and vae_peaks_other.json
+/// (points published as OOM or without a number are left out). Throws ParseError naming the file.
+std::vector<PublishedPoint> load_published_points(const std::filesystem::path& root);
+
+/// The minimal stage trace for a point, labelled `published` with its citation.
+std::shared_ptr<const sim::Trace> published_stage_trace(const PublishedPoint& point);
+
+}  // namespace offsim::policies
