@@ -2,11 +2,17 @@
 // libtorch has no CUDA device (Debian's libtorch is CPU-only).
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <torch/cuda.h>
 
 #include "offsim/real/vae_module.hpp"
 
 namespace offsim::real {
+
+// Readable parameter names in gtest output.
+inline void PrintTo(VaeModel model, std::ostream* os) { *os << to_string(model); }
+
 namespace {
 
 class GpuVae : public ::testing::TestWithParam<VaeModel> {
