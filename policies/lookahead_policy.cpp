@@ -71,7 +71,13 @@ class LookaheadPolicy final : public Policy {
     for (const std::string& id : step.stage->models) {
       ResidentModel& m = context.model(id);
       const std::uint64_t before = m.bytes_to_device();
-      const bool ok = m.load_all(backend).has_value();
+      // A load that fails for segment rounding or fragmentation evicts the next model by the same rule
+      // and retries (the tensors already placed stay); it fails only when nothing is left to evict.
+      bool ok = m.load_all(backend).has_value();
+      while (!ok && evict_one(context, *step.stage, now, decision)) {
+        backend.empty_cache();
+        ok = m.load_all(backend).has_value();
+      }
       decision.weights_loaded += m.bytes_to_device() - before;
       if (!ok) {
         decision.load_oom = backend.last_oom();

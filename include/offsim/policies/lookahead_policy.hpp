@@ -3,7 +3,8 @@
 // in the future (Belady, "A study of replacement algorithms for a virtual-storage computer", IBM Systems
 // Journal 5(2), 1966). Belady's rule is optimal for equal-size pages; with models of different sizes exact
 // optimal caching is NP-hard, so this is the furthest-next-use HEURISTIC (ties: the larger model first, then
-// the scenario's model order), not an optimum. Its traffic is compared with traffic_lower_bound.hpp, a proven lower bound.
+// the scenario's model order), not an optimum: it can evict a small model used late that frees too little
+// and then a large one anyway. Its traffic is compared with traffic_lower_bound.hpp, a proven lower bound.
 //
 // What it computes per stage (step 1 of a denoise stage; later steps reuse the decision):
 //   * E = T_cold of the stage (runner.hpp cold_peak: the working memory's peak reserved growth from an
@@ -12,8 +13,9 @@
 //   * F_P = driver free after empty_cache() (cached blocks returned first, so only bytes stranded in weight
 //     segments are not counted), compared with E + W_load; models are evicted whole (furthest next use first,
 //     never one the stage runs) until F_P >= E + W_load (satisfied) or nothing is left (exhausted);
-//   * the stage's models are then loaded whole; if segment rounding of the loaded tensors leaves less than E
-//     of driver free, it evicts further by the same rule;
+//   * the stage's models are then loaded whole; a load that fails (segment rounding, fragmentation) evicts
+//     the next model by the same rule and retries, and if the placed tensors leave less than E of driver
+//     free it evicts further;
 //   * evictions re-point to the kept host copy (no device-to-host copy), the least traffic any cache pays.
 #pragma once
 
