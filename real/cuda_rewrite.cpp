@@ -99,7 +99,11 @@ std::string describe(const RewriteStats& stats, const RewriteOptions& options) {
     if (s.kernels == 0) continue;
     out << to_string(static_cast<KernelKind>(k)) << ": " << s.kernels << " kernels, dropped " << s.dropped_allocations << " allocations ("
         << format_bytes(s.dropped_bytes) << "), added " << s.added_allocations << " workspaces ("
-        << format_bytes(s.added_bytes) << ", largest " << format_bytes(s.largest_added_bytes) << "); ";
+        << format_bytes(s.added_bytes) << ", largest " << format_bytes(s.largest_added_bytes) << ")";
+    if (s.kernels_without_single_output != 0) {
+      out << ", WARNING " << s.kernels_without_single_output << " kernels left other than one allocation";
+    }
+    out << "; ";
   }
   out << "kept " << stats.kept_allocations << " allocations (" << format_bytes(stats.kept_bytes) << ").";
   return out.str();
@@ -148,11 +152,16 @@ RewrittenTrace rewrite_cuda_like(const Recording& recording, const RewriteOption
     if (!scope.kernel || recording.enclosing_kernel(id) != id) continue;
     auto& per = stats.by_kind[static_cast<std::size_t>(scope.kernel->kind)];
     ++per.kernels;
-    const std::uint64_t bytes = workspace_bytes(*scope.kernel, options);
-    if (bytes == 0) continue;
     if (scope.close_event < scope.open_event || scope.close_event > n) {
       throw Error("CUDA rewrite: kernel scope '" + recording.scope_path(id) + "' has an invalid event range");
     }
+    std::uint64_t outputs = 0;
+    for (std::uint64_t i = scope.open_event; i < scope.close_event; ++i) {
+      if (recording.events[i].is_alloc && !drop[i] && kernel_of[i] == id) ++outputs;
+    }
+    if (outputs != 1) ++per.kernels_without_single_output;
+    const std::uint64_t bytes = workspace_bytes(*scope.kernel, options);
+    if (bytes == 0) continue;
     // After the op's first kept allocation (its output), else where the kernel started.
     std::uint64_t position = scope.open_event;
     for (std::uint64_t i = scope.open_event; i < scope.close_event; ++i) {

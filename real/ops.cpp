@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <limits>
+#include <variant>
+
+#include <torch/version.h>
 
 #include "offsim/real/allocation_recorder.hpp"
 #include "offsim/sim/errors.hpp"
@@ -97,7 +100,12 @@ torch::Tensor convolution(const torch::Tensor& input, const torch::Tensor& weigh
 
 torch::Tensor conv2d(const torch::Tensor& input, const torch::nn::Conv2d& conv) {
   const auto& options = conv->options;
+  // Conv2dOptions::padding_t is a c10::variant in libtorch 1.x and a std::variant from 2.x on.
+#if TORCH_VERSION_MAJOR >= 2
+  const auto* padding = std::get_if<torch::ExpandingArray<2>>(&options.padding());
+#else
   const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&options.padding());
+#endif
   if (padding == nullptr) throw Error("conv2d: only explicit integer padding is supported");
   return convolution(input, conv->weight, conv->bias, *options.stride(), **padding);
 }

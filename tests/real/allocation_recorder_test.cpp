@@ -105,6 +105,10 @@ TEST(AllocationRecorder, DecodeAllocationsAndFreesBalance) {
     ASSERT_EQ(live.size(), 1u);
     EXPECT_EQ(live.begin()->first, reinterpret_cast<std::uintptr_t>(image.data_ptr()));
     EXPECT_EQ(live.begin()->second, static_cast<std::uint64_t>(image.nbytes()));
+    // Rule 1 of the CUDA rewrite: every CPU kernel leaves exactly its output behind.
+    const RewrittenTrace rewritten = rewrite_cuda_like(r, {}, {});
+    for (const auto& per : rewritten.stats.by_kind) EXPECT_EQ(per.kernels_without_single_output, 0u);
+    EXPECT_GT(rewritten.stats.of(KernelKind::kConvolution).kernels, 30u);
     const LiveBytes stats = live_bytes(to_cpu_trace(r, {}).trace);
     EXPECT_EQ(stats.total_allocated - stats.total_freed, static_cast<std::uint64_t>(image.nbytes()));
     EXPECT_EQ(stats.at_end, static_cast<std::uint64_t>(image.nbytes()));

@@ -51,6 +51,10 @@ struct RewriteStats {
     std::uint64_t added_allocations = 0;    // modelled GPU workspaces inserted
     std::uint64_t added_bytes = 0;
     std::uint64_t largest_added_bytes = 0;
+    /// Kernels that did not leave exactly one allocation behind (their output). Rule 1 takes whatever
+    /// outlives a kernel scope for the op's output; a CPU kernel that cached a buffer beyond the call would
+    /// show up here. 0 on every VAE recorded so far (tests/real check it).
+    std::uint64_t kernels_without_single_output = 0;
   };
   std::array<PerKind, 4> by_kind{};  // indexed by KernelKind
   std::uint64_t kept_allocations = 0;
