@@ -47,7 +47,7 @@ class RecordingBackend final : public MemoryBackend {
  private:
   void tick() { inner_.allocator().set_time_us(static_cast<std::int64_t>(samples_)); }
   void sample() {
-    if (segments_at_ && *segments_at_ == samples_) *segments_out_ = inner_.allocator().snapshot().segments;
+    if (segments_at_ && *segments_at_ == samples_) *segments_out_ = inner_.allocator().segments();
     ++samples_;
     if (timeline_ == nullptr) return;
     const MemoryStats s = inner_.stats();
@@ -201,7 +201,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
     for (const StageRecord& s : record.stages) record.evictions += s.decision.evictions.size();
     if (options.keep_trace) {
       record.trace = std::move(sim.trace());
-      record.final_segments = sim.allocator().snapshot().segments;
+      record.final_segments = sim.allocator().segments();
     }
   };
 
@@ -245,7 +245,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
         rec.decision = policy.prepare(context, where);
         if (rec.decision.load_oom) {
           rec.oom = rec.decision.load_oom;
-          rec.oom_segments = sim.allocator().snapshot().segments;
+          rec.oom_segments = sim.allocator().segments();
         } else {
           const MemoryStats before = backend.stats();
           rec.driver_free_before = backend.mem_get_info().free;
@@ -262,7 +262,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
             rec.handled_ooms = out.handled_ooms;
             if (out.oom) {
               rec.oom = out.oom;
-              rec.oom_segments = sim.allocator().snapshot().segments;
+              rec.oom_segments = sim.allocator().segments();
             }
           }
           if (stage.working_memory) {

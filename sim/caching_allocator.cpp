@@ -1141,7 +1141,14 @@ void CachingAllocator::update_settings(std::string_view settings) {
 const DeviceStats& CachingAllocator::stats() const { return state_->stats; }
 void CachingAllocator::reset_peak_stats() { state_->stats.reset_peak(); }
 void CachingAllocator::reset_accumulated_stats() { state_->stats.reset_accumulated(); }
-Snapshot CachingAllocator::snapshot() const { return state_->snapshot(); }
+Snapshot CachingAllocator::snapshot() {
+  Snapshot out = state_->snapshot();
+  std::uint64_t active = 0;
+  for (const SegmentInfo& segment : out.segments) active += segment.active_size;
+  state_->record(TraceAction::kSnapshot, 0, active, 0);
+  return out;
+}
+std::vector<SegmentInfo> CachingAllocator::segments() const { return state_->snapshot().segments; }
 void CachingAllocator::set_trace_sink(std::vector<TraceEvent>* sink) { state_->trace = sink; }
 void CachingAllocator::set_time_us(std::int64_t time_us) { state_->time_us = time_us; }
 const OomInfo& CachingAllocator::last_oom() const { return state_->last_oom; }

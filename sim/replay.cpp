@@ -319,7 +319,7 @@ class Replayer {
       d.simulated = simulated_[common];
     }
     const std::uint64_t address = d.expected ? d.expected->addr : d.simulated->addr;
-    for (const SegmentInfo& segment : allocator_.snapshot().segments) {
+    for (const SegmentInfo& segment : allocator_.segments()) {
       const std::uint64_t end = segment.address + segment.total_size;
       // The segment holding the address and its neighbours within 64 MiB give the picture.
       if (end + 64 * MiB >= address && segment.address <= address + 64 * MiB) d.segments_near.push_back(segment);

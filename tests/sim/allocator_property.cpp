@@ -31,7 +31,9 @@ std::string join(const std::vector<std::string>& lines) {
 
 template <typename Allocator>
 std::vector<std::string> violations(const Allocator& alloc, const Device& device, const LiveAllocations& live) {
-  std::vector<std::string> v = allocator_state_violations(alloc.snapshot(), alloc.stats(), device);
+  Snapshot snapshot;
+  snapshot.segments = alloc.segments();
+  std::vector<std::string> v = allocator_state_violations(snapshot, alloc.stats(), device);
   try {
     alloc.check_invariants();
   } catch (const InvariantViolation& e) {
@@ -74,7 +76,7 @@ void run_with_invariants(const char* implementation, const AllocatorFamily& fami
   if (!v.empty()) fail(join(v));
   const DeviceStats& s = alloc.stats();
   if (s.reserved_bytes[kAggregate].current != 0 || s.segment[kAggregate].current != 0 ||
-      s.active[kAggregate].current != 0 || !alloc.snapshot().segments.empty() || device.allocator_bytes() != 0) {
+      s.active[kAggregate].current != 0 || !alloc.segments().empty() || device.allocator_bytes() != 0) {
     fail("reserved " + std::to_string(s.reserved_bytes[kAggregate].current) + " bytes in " +
          std::to_string(s.segment[kAggregate].current) + " segments after freeing everything and empty_cache");
   }

@@ -202,7 +202,7 @@ TEST(Replay, StartsFromALoadedInitialState) {
   }
   Trace second;
   second.metadata = full.metadata;
-  second.initial_segments = state.snapshot().segments;
+  second.initial_segments = state.segments();
   second.events.assign(full.events.begin() + static_cast<std::ptrdiff_t>(split), full.events.end());
   ASSERT_FALSE(second.initial_segments.empty());
   expect_exact(second, replay(second, {}));

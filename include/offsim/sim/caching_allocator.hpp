@@ -108,8 +108,12 @@ class CachingAllocator {
   void reset_peak_stats();
   void reset_accumulated_stats();
 
-  /// torch.cuda.memory._snapshot()["segments"] (device_traces empty: traces go to the sink).
-  Snapshot snapshot() const;
+  /// torch.cuda.memory._snapshot(): the segments, and (as upstream DeviceCachingAllocator::snapshot()
+  /// does) a `snapshot` trace entry with addr 0, size = total active bytes, stream 0. device_traces is
+  /// left empty: traces go to the sink.
+  Snapshot snapshot();
+  /// The segments as snapshot() lists them, without the trace entry: for inspection.
+  std::vector<SegmentInfo> segments() const;
   /// Every trace entry is appended to `sink` (nullptr: no trace). The caller owns the vector.
   void set_trace_sink(std::vector<TraceEvent>* sink);
   /// Timestamp stamped on later trace entries.

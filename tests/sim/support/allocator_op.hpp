@@ -115,7 +115,7 @@ OpOutcome apply_op(Allocator& alloc, LiveAllocations& live, const AllocatorOp& o
     case AllocatorOp::Kind::kCompletePendingFree: {
       // Replay's use: the recorded free_completed of a block freed with recorded streams.
       std::vector<std::uint64_t> pending;
-      for (const SegmentInfo& seg : alloc.snapshot().segments) {
+      for (const SegmentInfo& seg : alloc.segments()) {
         for (const BlockInfo& b : seg.blocks) {
           if (b.state == BlockState::kActivePendingFree) pending.push_back(b.address);
         }

@@ -751,10 +751,8 @@ void ReferenceAllocator::update_settings(std::string_view settings) {
 // ---------------------------------------------------------------------------------------------------
 // Introspection
 
-Snapshot ReferenceAllocator::snapshot() const {
+std::vector<SegmentInfo> ReferenceAllocator::segments() const {
   Snapshot snap;
-  snap.alloc_conf = config_.source;
-  std::uint64_t total_active = 0;
   for (const Segment& seg : segments_) {
     // One entry per contiguous mapped run (a whole segment when not expandable).
     SegmentInfo* current = nullptr;
@@ -789,6 +787,14 @@ Snapshot ReferenceAllocator::snapshot() const {
   }
   std::sort(snap.segments.begin(), snap.segments.end(),
             [](const SegmentInfo& a, const SegmentInfo& b) { return a.address < b.address; });
+  return snap.segments;
+}
+
+Snapshot ReferenceAllocator::snapshot() {
+  Snapshot snap;
+  snap.alloc_conf = config_.source;
+  snap.segments = segments();
+  std::uint64_t total_active = 0;
   for (const SegmentInfo& s : snap.segments) total_active += s.active_size;
   trace(TraceAction::kSnapshot, 0, total_active, 0);
   return snap;

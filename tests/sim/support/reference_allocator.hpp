@@ -53,7 +53,9 @@ class ReferenceAllocator {
 
   /// Segments as torch.cuda.memory._snapshot() lists them. Like PyTorch, taking a snapshot records a
   /// `snapshot` trace entry (size = total active bytes).
-  Snapshot snapshot() const;
+  Snapshot snapshot();
+  /// The same segments without the trace entry (inspection).
+  std::vector<SegmentInfo> segments() const;
   void set_trace_sink(std::vector<TraceEvent>* sink) { sink_ = sink; }
   void set_time_us(std::int64_t time_us) { time_us_ = time_us; }
 
