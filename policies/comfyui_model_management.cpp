@@ -212,7 +212,8 @@ class ComfyUIModelManagement final : public Policy {
       }
       {
         // VAE.decode / VAE.encode: memory_used = memory_used_decode/encode(shape, vae_dtype).
-        const std::string id = stage.estimator ? *stage.estimator : comfyui_vae_estimator_id(vae->family, profile_.vae_estimates);
+        const std::string id =
+            stage.estimator ? *stage.estimator : comfyui_vae_estimator_id(vae->family, profile_.vae_estimates);
         const Estimator& e = find_estimator(id);
         site.memory_required = static_cast<double>(e.estimate(*stage.workload).value_or(0));
         site.source = e.id;

@@ -99,7 +99,8 @@ Settings read_settings(const nlohmann::json& j, const RunContext& context, Diffu
     s.hook_order = parse_accelerate(j.value("accelerate", std::string("1.10")));
     const std::string type = j.value("offload_type", std::string("block_level"));
     if (type != "block_level" && type != "leaf_level") {
-      throw ConfigError("policy_settings.diffusers.offload_type must be block_level or leaf_level, got \"" + type + "\"");
+      throw ConfigError("policy_settings.diffusers.offload_type must be block_level or leaf_level, got \"" + type +
+                        "\"");
     }
     s.leaf_level = type == "leaf_level";
     if (j.contains("num_blocks_per_group")) s.num_blocks_per_group = j["num_blocks_per_group"].get<int>();

@@ -28,7 +28,7 @@ const std::vector<PolicyEntry>& registry() {
     std::vector<PolicyEntry> out;
     add_family(out, invokeai_profiles(), make_invokeai_model_cache, {"invokeai@8e71a8a5", "invokeai-smart@00f5ba9f"});
     add_family(out, lightx2v_profiles(), make_lightx2v_offload, {"lightx2v@c177fd82"});
-    add_family(out, comfyui_profiles(), make_comfyui_model_management);
+    add_family(out, comfyui_profiles(), make_comfyui_model_management, {"comfyui@a125cd84"});
     add_family(out, diffusers_profiles(), make_diffusers_offload);
     add_family(out, lookahead_profiles(), make_lookahead_policy);
     return out;

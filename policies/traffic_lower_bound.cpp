@@ -54,7 +54,9 @@ TrafficLowerBound traffic_lower_bound(const Scenario& scenario, int calls) {
     const Stage& stage = scenario.stages[occurrence_stage[k]];
     std::uint64_t largest_tensor = 0;
     for (const std::string& id : stage.models) {
-      for (const TensorSpec& t : scenario.model(id).manifest->tensors) largest_tensor = std::max(largest_tensor, t.bytes);
+      for (const TensorSpec& t : scenario.model(id).manifest->tensors) {
+        largest_tensor = std::max(largest_tensor, t.bytes);
+      }
     }
     const std::uint64_t activations = stage.working_memory ? peak_allocated_bytes(*stage.working_memory->trace) : 0;
     const std::uint64_t need = std::max(activations, largest_tensor);

@@ -163,7 +163,8 @@ TEST(ComfyUIModelManagement, VaeDecodeReservesMemoryUsedDecodeAndUnloadsForIt) {
         {{{"name", "decode"},
           {"kind", "vae_decode"},
           {"models", {"vae"}},
-          {"workload", {{"vae", {{"family", "sdxl"}, {"op", "decode"}, {"height", 512}, {"width", 512}, {"dtype", "fp16"}}}}},
+          {"workload",
+           {{"vae", {{"family", "sdxl"}, {"op", "decode"}, {"height", 512}, {"width", 512}, {"dtype", "fp16"}}}}},
           {"working_memory", test::working_memory({1024 * M})}}}}},
       {{"unet.json", test::manifest("unet", "unet",
                                     {{"b0.weight", 256 * M}, {"b1.weight", 256 * M}, {"b2.weight", 256 * M},
@@ -258,7 +259,8 @@ TEST(ComfyUIModelManagement, DenoiseLoadsOnceAndStreamsCastWeightsEveryStep) {
 TEST(ComfyUIModelManagement, VaeEstimatorIdsFollowTheProfile) {
   EXPECT_EQ(comfyui_vae_estimator_id(VaeFamily::qwen_image, comfyui::Profile::a125cd84), "comfyui/vae-wan21@a125cd84");
   EXPECT_EQ(comfyui_vae_estimator_id(VaeFamily::qwen_image, comfyui::Profile::c033046cc), "comfyui/vae-wan21@033046cc");
-  EXPECT_EQ(comfyui_vae_estimator_id(VaeFamily::sdxl, comfyui::Profile::a125cd84), "comfyui/vae-autoencoder-kl@a125cd84");
+  EXPECT_EQ(comfyui_vae_estimator_id(VaeFamily::sdxl, comfyui::Profile::a125cd84),
+            "comfyui/vae-autoencoder-kl@a125cd84");
   EXPECT_THROW((void)comfyui_vae_estimator_id(VaeFamily::flux2, comfyui::Profile::a125cd84), ConfigError);
   for (const ComfyUIProfile& p : comfyui_profiles()) {
     for (VaeFamily f : {VaeFamily::sd15, VaeFamily::sdxl, VaeFamily::flux1, VaeFamily::qwen_image, VaeFamily::wan21}) {
@@ -271,7 +273,8 @@ TEST(ComfyUIModelManagement, VaeEstimatorIdsFollowTheProfile) {
 // took the Wan 2.1 video branch, 7000 x h x w x 64 x 2 bytes, ~3.5x what the decode measured in ComfyUI.
 TEST(ComfyUIModelManagement, CorpusB8QwenImageVaeOverEstimateIsReportedBeforePr11199) {
   const std::filesystem::path root = OFFSIM_SOURCE_DIR;
-  const Scenario s = Scenario::load(root / "scenarios/corpus/comfyui-9771-qwen-image-vae-over-estimate-5090.json", root);
+  const Scenario s =
+      Scenario::load(root / "scenarios/corpus/comfyui-9771-qwen-image-vae-over-estimate-5090.json", root);
   const EvalResult before = evaluate("comfyui@a125cd84", s);
   const StageRecord& decode = before.run.stages.back();
   ASSERT_EQ(decode.stage, "decode");

@@ -190,7 +190,8 @@ TEST(DiffusersGroupOffload, StreamsPrefetchTheNextGroupAfterTheFirstForward) {
   EXPECT_EQ(r.stages[2].allocated_before, (32 + 64 + 96) * M);
   for (const StageRecord& step : r.stages) EXPECT_EQ(step.bytes_to_host, 32 * M);  // only the unmatched group
   // record_stream: an offloaded group's blocks are not reusable until compute passes them (one group more).
-  const RunRecord rs = run(kGroup, blocks({{"num_blocks_per_group", 1}, {"use_stream", true}, {"record_stream", true}}));
+  const RunRecord rs =
+      run(kGroup, blocks({{"num_blocks_per_group", 1}, {"use_stream", true}, {"record_stream", true}}));
   EXPECT_EQ(rs.stages[1].allocated_before, (32 + 64 + 96 + 64) * M);
 }
 

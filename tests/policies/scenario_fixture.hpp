@@ -21,7 +21,8 @@ namespace offsim::policies::test {
 /// One tensor of a test manifest; `group`/`block` tag it as part of a block list (diffusers/LightX2V).
 struct T {
   T(std::string n, std::uint64_t b) : name(std::move(n)), bytes(b) {}
-  T(std::string n, std::uint64_t b, std::string g, int k) : name(std::move(n)), bytes(b), group(std::move(g)), block(k) {}
+  T(std::string n, std::uint64_t b, std::string g, int k)
+      : name(std::move(n)), bytes(b), group(std::move(g)), block(k) {}
   std::string name;
   std::uint64_t bytes = 0;
   std::string group;

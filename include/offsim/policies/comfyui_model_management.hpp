@@ -9,6 +9,17 @@
 // and minimum_memory_required of the diffusion model), VAE.decode / VAE.encode (memory_used_decode/encode;
 // an OOM falls back to tiling, which the scenario's working memory marks as fallible allocations).
 //
+// policy_settings.comfyui: "vram_state" ("normal" default, "low" = --lowvram, "high" = --highvram/--gpu-only,
+// "no" = --novram), "reserve_vram_gb" (--reserve-vram), "windows" (false: the Linux EXTRA_RESERVED_VRAM),
+// "disable_smart_memory" (--disable-smart-memory). MIN_WEIGHT_MEMORY_RATIO follows the device's platform.
+//
+// E = max(minimum_inference_memory, memory_required + EXTRA_RESERVED_VRAM) - EXTRA_RESERVED_VRAM
+//   = max(0.8 GiB, memory_required): the working memory it keeps free for the stage; EXTRA_RESERVED_VRAM is
+// upstream's reserve "for other applications", kept as a margin outside E. F_P is get_free_memory after the
+// free_memory passes; stop = satisfied when it exceeds 1.1 x the weights to load + the reservation (the
+// condition free_memory works towards), exhausted when the unload candidates ran out first and the models
+// were loaded under the lowvram budget instead.
+//
 // Not modelled:
 //   * DynamicVRAM (comfy_aimdo, CoreModelPatcher, pinned-memory budgets), the mode newer ComfyUI uses by
 //     default: out of scope. The classic path of a newer model_management.py (read at 02b2b388 through

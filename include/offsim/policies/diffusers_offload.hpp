@@ -23,6 +23,13 @@
 //                                rest as one unmatched group held for the whole forward) or leaf_level (one
 //                                group per leaf module); use_stream prefetches the next group; record_stream.
 //
+// policy_settings.diffusers: "model_cpu_offload_seq" (model ids in the pipeline class's order; default: the
+// scenario's model order), "exclude_from_cpu_offload" (model/sequential: _exclude_from_cpu_offload),
+// "accelerate" (version, default "1.10"), group offloading: "offload_type" (block_level default /
+// leaf_level), "num_blocks_per_group" (required for block_level, as upstream), "use_stream", "record_stream",
+// "exclude_modules". Decisions carry no E, no F_P and stop n/a; model offload reports the model its hook
+// offloads as an eviction.
+//
 // What is approximated (modules and forward order come from manifests, not from running the model):
 //   * a forward is the stage step: within it, modules/groups are streamed in state-dict order and the
 //     configuration with the most bytes on the device at once stays resident while the stage's working
