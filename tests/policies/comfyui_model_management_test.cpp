@@ -186,6 +186,31 @@ TEST(ComfyUIModelManagement, VaeDecodeReservesMemoryUsedDecodeAndUnloadsForIt) {
   EXPECT_EQ(property(e, "P3").verdict, Verdict::kPass);
 }
 
+// VAE.decode catches OOM_EXCEPTION and decodes tiled: a scenario marks the untiled attempt's allocation
+// fallible, it fails as a handled OOM, and the tiles that follow fit.
+TEST(ComfyUIModelManagement, VaeDecodeOomFallsBackToTilesAsAHandledOom) {
+  const nlohmann::json memory = {
+      {"provenance", {{"kind", "synthetic"}, {"source", "unit test"}}},
+      {"ops", nlohmann::json::array({nlohmann::json::array({"alloc", 3 * GiB, {{"fallible", true}}}),
+                                     nlohmann::json::array({"free", 0u}), nlohmann::json::array({"alloc", 256 * M}),
+                                     nlohmann::json::array({"free", 1u})})}};
+  const Scenario s = test::build(
+      {{"device", test::device(2 * GiB)},
+       {"models", {{{"id", "vae"}, {"manifest", "vae.json"}}}},
+       {"stages",
+        {{{"name", "decode"},
+          {"kind", "vae_decode"},
+          {"models", {"vae"}},
+          {"workload",
+           {{"vae", {{"family", "sdxl"}, {"op", "decode"}, {"height", 512}, {"width", 512}, {"dtype", "fp16"}}}}},
+          {"working_memory", memory}}}}},
+      {{"vae.json", test::manifest("vae", "vae", {{"decoder.conv.weight", 64 * M}})}});
+  const EvalResult e = evaluate("comfyui@a125cd84", s);
+  ASSERT_TRUE(e.run.completed) << e.run.failure;
+  EXPECT_EQ(e.run.stages[0].handled_ooms, 1u);
+  EXPECT_EQ(property(e, "P3").verdict, Verdict::kPass);
+}
+
 // B9's mechanism: with MIN_WEIGHT_MEMORY_RATIO = 0 (NVIDIA) the weight budget leaves exactly the minimum
 // reservation free; with 0.4 (any other GPU) min(0.4 x cur_free, cur_free - minimum_inference_memory) wins
 // when the reservation is above 0.6 x cur_free, so more weights load and less than the estimate stays free.

@@ -28,6 +28,11 @@
 //     the models of one call are loaded in reverse order. Those versions are not transcribed here.
 //   * the allocator: ComfyUI's cuda_malloc.py@a125cd84 sets PYTORCH_CUDA_ALLOC_CONF=backend:cudaMallocAsync
 //     by default on CUDA builds of torch >= 2; the policy runs on whatever allocator the scenario states.
+//   * VAE.decode's batch split (batch_number = max(1, int(get_free_memory / memory_used)) elements at a time):
+//     the stage's working memory is replayed as given, not re-shaped per chunk. Its OOM -> tiled fallback is
+//     the working memory's own business: allocations marked fallible fail as handled OOMs and the tiled
+//     allocations that follow in the trace run. A weight-load OOM inside load_models_gpu (which the same
+//     try block would also send to the tiled path, with the weights detached) is reported as a load OOM.
 //   * sys.getrefcount in the unload order (Python references are not simulated: equal for every model),
 //     LoRA / weight patches (backup copies), async offload streams (--async-offload, off by default),
 //     clones of a patcher (each scenario model is one ModelPatcher).
