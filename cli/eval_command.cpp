@@ -53,12 +53,6 @@ std::vector<fs::path> scenario_files(const std::vector<std::string>& suites, con
   return files;
 }
 
-std::string gb(std::uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(bytes) / 1e9);
-  return buf;
-}
-
 int run(const EvalOptions& o) {
   const fs::path root = repository_root(o.root);
   EvalExportOptions export_options = o.exports;
@@ -99,7 +93,7 @@ int run(const EvalOptions& o) {
   }
   progress.finish();
 
-  Table table({"scenario", "policy", "result", "evict", "GB moved", "xfer s", "peak rsv", "P1", "P2", "P3", "P4", "P5"});
+  Table table({"scenario", "policy", "result", "evict", "moved", "xfer s", "peak rsv", "P1", "P2", "P3", "P4", "P5"});
   bool any_failed = false;
   for (const EvalResult& r : results) {
     const bool applicable = r.run.failure.rfind("not applicable", 0) != 0;
@@ -111,7 +105,7 @@ int run(const EvalOptions& o) {
     }
     row.push_back(r.run.completed ? "ok" : "OOM");
     row.push_back(std::to_string(r.run.evictions));
-    row.push_back(gb(r.run.bytes_to_device + r.run.bytes_to_host));
+    row.push_back(format_bytes(r.run.bytes_to_device + r.run.bytes_to_host));
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.2f", r.run.transfer_seconds);
     row.push_back(secs);

@@ -18,12 +18,15 @@ void Table::print(std::ostream& out) const {
     for (std::size_t c = 0; c < row.size() && c < width.size(); ++c) width[c] = std::max(width[c], row[c].size());
   }
   auto line = [&](const std::vector<std::string>& row) {
+    std::string text;
     for (std::size_t c = 0; c < width.size(); ++c) {
       const std::string cell = c < row.size() ? row[c] : "";
       const std::string pad(width[c] - cell.size(), ' ');
-      out << (c == 0 ? "" : "  ") << (looks_numeric(cell) ? pad + cell : cell + (c + 1 < width.size() ? pad : ""));
+      text += (c == 0 ? "" : "  ") + (looks_numeric(cell) ? pad + cell : cell + pad);
     }
-    out << "\n";
+    // Rows with empty trailing cells (a run that did not apply) end at their last text.
+    text.erase(text.find_last_not_of(' ') + 1);
+    out << text << "\n";
   };
   line(header_);
   std::vector<std::string> rule;

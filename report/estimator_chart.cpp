@@ -1,5 +1,7 @@
 #include "offsim/report/estimator_chart.hpp"
 
+#include <algorithm>
+
 #include "chart_util.hpp"
 
 namespace offsim::report {
@@ -16,10 +18,22 @@ json estimator_chart(const json& panels) {
     }
   }
   if (values.empty()) return nullptr;
+  // Explicit domains shared by every panel: panels compare at a glance, and a layer that is empty in a
+  // panel (no violation there) has no extent to compute.
+  double mp_lo = 1e300, mp_hi = 0, gib_lo = 1e300, gib_hi = 0;
+  for (const json& v : values) {
+    mp_lo = std::min(mp_lo, v["mp"].get<double>());
+    mp_hi = std::max(mp_hi, v["mp"].get<double>());
+    for (const char* f : {"gib", "e_gib"}) {
+      if (!v.contains(f) || v[f].get<double>() <= 0) continue;
+      gib_lo = std::min(gib_lo, v[f].get<double>());
+      gib_hi = std::max(gib_hi, v[f].get<double>());
+    }
+  }
   const json x = {{"field", "mp"}, {"type", "quantitative"}, {"title", "image size (megapixels, log)"},
-                  {"scale", {{"type", "log"}}}};
+                  {"scale", {{"type", "log"}, {"domain", {mp_lo / 1.15, mp_hi * 1.15}}, {"nice", false}}}};
   const json y = {{"field", "gib"}, {"type", "quantitative"}, {"title", "peak reserved growth (GiB, log)"},
-                  {"scale", {{"type", "log"}}}};
+                  {"scale", {{"type", "log"}, {"domain", {gib_lo / 1.3, gib_hi * 1.3}}, {"nice", false}}}};
   const json verdicts = {{"field", "verdict"}, {"type", "nominal"}, {"title", "true peak vs estimate"},
                          {"scale", {{"domain", {"E < T (P2 violated)", "T <= E <= 1.5 T", "E > 1.5 T (P5 over-estimate)"}},
                                     {"range", {kFailColour, "#2b8a3e", kOverColour}}}}};
@@ -65,7 +79,6 @@ json estimator_chart(const json& panels) {
                                 {"shape", {{"field", "origin"}, {"type", "nominal"}, {"title", "true peak from"}}},
                                 {"tooltip", point_tooltip}}}},
              })}}},
-          {"resolve", {{"scale", {{"x", "independent"}, {"y", "independent"}}}}},
           {"config", {{"legend", {{"orient", "bottom"}, {"columns", 2}, {"labelLimit", 420}}}}}};
 }
 

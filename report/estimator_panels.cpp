@@ -8,15 +8,11 @@
 #include <string>
 
 #include "chart_util.hpp"
-#include "offsim/report/published_peaks.hpp"
+#include "offsim/policies/published_measurements.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 
 namespace offsim::report {
-
-const std::vector<PublishedGridFile> kPublishedGridFiles = {
-    {"traces/published/qwen_image_vae_calibration.json", policies::VaeFamily::qwen_image},
-};
 
 namespace {
 
@@ -119,18 +115,9 @@ json estimator_panels(const std::vector<policies::EvalResult>& results, const st
     }
   }
 
-  json notes = json::array();
-  std::vector<std::pair<policies::VaeFamily, PublishedPeak>> published;
-  for (const PublishedGridFile& file : kPublishedGridFiles) {
-    const std::filesystem::path path = root / file.path;
-    if (!std::filesystem::exists(path)) {
-      notes.push_back(std::string("published grid file ") + file.path + " not found under " + root.string());
-      continue;
-    }
-    for (PublishedPeak& p : read_published_grids(path)) published.emplace_back(file.family, std::move(p));
-  }
-
-  json out = {{"panels", json::array()}, {"notes", notes}, {"p5_factor", p5_factor}};
+  const std::vector<policies::PublishedPoint> published = panels.empty() ? std::vector<policies::PublishedPoint>{}
+                                                                          : policies::load_published_points(root);
+  json out = {{"panels", json::array()}, {"p5_factor", p5_factor}};
   for (auto& [title, panel] : panels) {
     const VaeWorkload& w = panel.workload;
     const int scale = policies::vae_spatial_scale(w.family);
@@ -152,15 +139,15 @@ json estimator_panels(const std::vector<policies::EvalResult>& results, const st
                               {"width", wd},
                               {"domain", panel.estimator->domain.covers(at) ? "inside stated domain" : "outside stated domain"}});
     }
-    for (const auto& [family, p] : published) {
-      if (family != w.family || p.op != w.op || p.backend != w.backend) continue;
+    for (const policies::PublishedPoint& p : published) {
+      if (p.family != w.family || p.op != w.op || p.backend != w.backend) continue;
       const VaeWorkload at = resized(w, p.height, p.width);
       const auto e = estimate_at(panel, at);
       if (!e) continue;
-      std::string source = "published: " + p.grid + " (" + p.device + ")" + (p.derived ? ", derived from a published implied constant" : "") +
-                           (p.approximate ? ", approximate" : "");
+      std::string source = "published: " + p.grid + " (" + (p.device.empty() ? "device not stated" : p.device) + ")" +
+                           (p.derived ? ", derived from a published implied constant" : "");
       if (!p.citation.empty()) source += "; " + p.citation;
-      panel.points.push_back(true_peak(panel, at, p.bytes, *e, source, "published grid " + p.grid, p5_factor));
+      panel.points.push_back(true_peak(panel, at, p.peak_reserved, *e, source, "published grid " + p.grid, p5_factor));
     }
     out["panels"].push_back({{"panel", title},
                              {"estimator", panel.estimator->id},

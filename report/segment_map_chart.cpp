@@ -30,6 +30,19 @@ struct Segment {
   std::vector<Block> blocks;
 };
 
+// Adjacent blocks of one kind drawn as one rect: tensor-level detail is what memory_viz is for (export
+// the run with --export-snapshot); the map shows where the free space is, and keeps the file small.
+struct Run {
+  Kind kind;
+  std::uint64_t offset = 0;  // in the end-to-end layout
+  std::uint64_t bytes = 0;
+  std::uint64_t blocks = 0;
+  std::uint64_t requested = 0;
+  std::uint64_t smallest = 0, largest = 0;
+  std::size_t segment = 0;    // first segment
+  std::size_t segments = 1;   // > 1: consecutive whole segments, each entirely of this kind
+};
+
 std::vector<Segment> read_segments(const json& segments) {
   std::vector<Segment> out;
   for (const json& s : segments) {
@@ -50,6 +63,44 @@ std::vector<Segment> read_segments(const json& segments) {
   return out;
 }
 
+std::vector<Run> runs_of(const std::vector<Segment>& segments) {
+  std::vector<Run> runs;
+  std::uint64_t offset = 0;
+  for (std::size_t g = 0; g < segments.size(); ++g) {
+    const Segment& seg = segments[g];
+    const std::size_t first = runs.size();
+    for (const Block& b : seg.blocks) {
+      const std::uint64_t at = offset + (b.address - seg.address);
+      if (runs.size() > first && runs.back().kind == b.kind && runs.back().offset + runs.back().bytes == at) {
+        Run& r = runs.back();
+        r.bytes += b.size;
+        r.blocks += 1;
+        r.requested += b.requested;
+        r.smallest = std::min(r.smallest, b.size);
+        r.largest = std::max(r.largest, b.size);
+      } else {
+        runs.push_back({b.kind, at, b.size, 1, b.requested, b.size, b.size, g, 1});
+      }
+    }
+    // A segment that is one run of the kind of the previous whole segment joins it.
+    if (runs.size() == first + 1 && first > 0 && runs[first - 1].kind == runs[first].kind &&
+        runs[first - 1].segment + runs[first - 1].segments == g && runs[first].bytes == seg.size &&
+        runs[first - 1].offset + runs[first - 1].bytes == runs[first].offset &&
+        (runs[first - 1].segments > 1 || runs[first - 1].bytes == segments[runs[first - 1].segment].size)) {
+      Run& prev = runs[first - 1];
+      prev.bytes += runs[first].bytes;
+      prev.blocks += runs[first].blocks;
+      prev.requested += runs[first].requested;
+      prev.smallest = std::min(prev.smallest, runs[first].smallest);
+      prev.largest = std::max(prev.largest, runs[first].largest);
+      prev.segments += 1;
+      runs.pop_back();
+    }
+    offset += seg.size;
+  }
+  return runs;
+}
+
 // Row size: the smallest power-of-two number of MiB (at least 2) that fits everything in kMaxRows rows.
 std::uint64_t row_bytes_for(std::uint64_t total) {
   std::uint64_t row = 2 * MiB;
@@ -57,17 +108,40 @@ std::uint64_t row_bytes_for(std::uint64_t total) {
   return row;
 }
 
-// Splits [offset, offset + size) at row boundaries: (row, begin MiB, end MiB) pieces.
+// Splits [offset, offset + size) at row boundaries into (row, begin, end) pieces, in bytes within the row.
 template <class F>
 void for_each_piece(std::uint64_t offset, std::uint64_t size, std::uint64_t row_bytes, F&& f) {
   while (size > 0) {
     const std::uint64_t row = offset / row_bytes;
     const std::uint64_t in_row = offset - row * row_bytes;
     const std::uint64_t take = std::min(size, row_bytes - in_row);
-    f(row, mib(in_row), mib(in_row + take));
+    f(row, in_row, in_row + take);
     offset += take;
     size -= take;
   }
+}
+
+std::string describe(const Run& r, const std::vector<Segment>& segments, std::uint64_t segment_offset) {
+  const std::string kind = kKindNames[static_cast<int>(r.kind)];
+  if (r.segments > 1) {
+    return std::to_string(r.segments) + " whole segments, all " + kind + " (" + std::to_string(r.blocks) + " blocks): " +
+           bytes_with_exact(r.bytes);
+  }
+  std::string out = std::to_string(r.blocks) + " " + kind + (r.blocks == 1 ? " block: " : " blocks: ") + bytes_with_exact(r.bytes);
+  if (r.blocks > 1) out += ", each " + format_bytes(r.smallest) + " to " + format_bytes(r.largest);
+  if (r.kind == Kind::kAllocated || r.kind == Kind::kPendingFree) out += ", requested " + bytes_with_exact(r.requested);
+  const Segment& seg = segments[r.segment];
+  return out + ", at +" + format_bytes(r.offset - segment_offset) + " in segment " + hex_address(seg.address);
+}
+
+std::string describe_segments(const Run& r, const std::vector<Segment>& segments) {
+  const Segment& seg = segments[r.segment];
+  if (r.segments > 1) {
+    const Segment& last = segments[r.segment + r.segments - 1];
+    return std::string(seg.small ? "small" : "large") + " segments " + hex_address(seg.address) + " to " + hex_address(last.address + last.size);
+  }
+  return std::string(seg.small ? "small" : "large") + " segment " + hex_address(seg.address) + ": " + bytes_with_exact(seg.size) + ", " +
+         std::to_string(seg.blocks.size()) + (seg.blocks.size() == 1 ? " block" : " blocks");
 }
 
 }  // namespace
@@ -94,90 +168,66 @@ json segment_map_chart(const json& segments_json, const std::string& title) {
   const std::vector<Segment> segments = read_segments(segments_json);
   const SegmentMapSummary summary = summarize_segments(segments_json);
   const std::uint64_t row_bytes = row_bytes_for(summary.reserved);
+  const std::vector<Run> runs = runs_of(segments);
 
-  // Blocks as rects. A run of whole segments that each hold one block of the same kind (weights: one
-  // tensor per segment) is drawn as one rect per row with a summary tooltip: it looks the same and keeps
-  // the file small; the segment boundaries inside it are still drawn as ticks.
-  json rects = json::array();
-  json ticks = json::array();
-  auto add_rect = [&](std::uint64_t offset, std::uint64_t size, Kind kind, const std::string& info) {
-    for_each_piece(offset, size, row_bytes, [&](std::uint64_t row, double x0, double x1) {
-      rects.push_back({{"r", row}, {"x0", x0}, {"x1", x1}, {"k", kKindNames[static_cast<int>(kind)]}, {"i", info}});
+  // Pieces of rects (row, begin, end in bytes within the row, run id); each run's and each segment's text
+  // once, looked up by the pieces.
+  json pieces = json::array(), run_info = json::array(), segment_info = json::array(), ticks = json::array();
+  std::vector<std::uint64_t> segment_offset(segments.size() + 1, 0);
+  for (std::size_t g = 0; g < segments.size(); ++g) segment_offset[g + 1] = segment_offset[g] + segments[g].size;
+  for (std::size_t g = 0; g < segments.size(); ++g) {
+    const std::uint64_t row = segment_offset[g] / row_bytes;
+    ticks.push_back({{"r", row}, {"o", segment_offset[g] - row * row_bytes}});
+  }
+  for (std::size_t u = 0; u < runs.size(); ++u) {
+    const Run& r = runs[u];
+    run_info.push_back({{"u", u}, {"k", static_cast<int>(r.kind)}, {"g", r.segment}, {"i", describe(r, segments, segment_offset[r.segment])}});
+    if (u == 0 || runs[u - 1].segment != r.segment) segment_info.push_back({{"g", r.segment}, {"s", describe_segments(r, segments)}});
+    for_each_piece(r.offset, r.bytes, row_bytes, [&](std::uint64_t row, std::uint64_t b, std::uint64_t e) {
+      pieces.push_back({{"r", row}, {"o0", b}, {"o1", e}, {"u", u}});
     });
-  };
-  std::uint64_t offset = 0;
-  std::size_t i = 0;
-  while (i < segments.size()) {
-    const Segment& seg = segments[i];
-    const bool whole = seg.blocks.size() == 1;
-    std::size_t j = i + 1;
-    std::uint64_t run_bytes = seg.size;
-    if (whole) {
-      while (j < segments.size() && segments[j].blocks.size() == 1 && segments[j].blocks[0].kind == seg.blocks[0].kind) {
-        run_bytes += segments[j].size;
-        ++j;
-      }
-    }
-    if (whole && j - i > 1) {
-      const Kind kind = seg.blocks[0].kind;
-      std::uint64_t o = offset;
-      for (std::size_t k = i; k < j; ++k) {
-        for_each_piece(o, 1, row_bytes, [&](std::uint64_t row, double x0, double) { ticks.push_back({{"r", row}, {"x", x0}}); });
-        o += segments[k].size;
-      }
-      add_rect(offset, run_bytes, kind,
-               std::to_string(j - i) + " whole segments, each one " + kKindNames[static_cast<int>(kind)] + " block: " +
-                   bytes_with_exact(run_bytes) + " from " + hex_address(seg.address) + " to " +
-                   hex_address(segments[j - 1].address + segments[j - 1].size));
-      offset += run_bytes;
-      i = j;
-      continue;
-    }
-    for_each_piece(offset, 1, row_bytes, [&](std::uint64_t row, double x0, double) { ticks.push_back({{"r", row}, {"x", x0}}); });
-    const std::string where = std::string(seg.small ? "small" : "large") + " segment " + hex_address(seg.address) + " of " +
-                              bytes_with_exact(seg.size) + " (" + std::to_string(seg.blocks.size()) + " blocks)";
-    for (const Block& b : seg.blocks) {
-      std::string info = std::string(kKindNames[static_cast<int>(b.kind)]) + " block " + hex_address(b.address) + ": " +
-                         bytes_with_exact(b.size);
-      if (b.kind == Kind::kAllocated || b.kind == Kind::kPendingFree) info += ", requested " + bytes_with_exact(b.requested);
-      add_rect(offset + (b.address - seg.address), b.size, b.kind, info + " — in " + where);
-    }
-    offset += seg.size;
-    ++i;
   }
 
-  const std::uint64_t rows = std::max<std::uint64_t>(1, (summary.reserved + row_bytes - 1) / row_bytes);
   const double row_mib = mib(row_bytes);
   const json x = {{"field", "x0"}, {"type", "quantitative"}, {"scale", {{"domain", {0, row_mib}}, {"nice", false}}},
                   {"axis", {{"title", "MiB within the row (each row is " + format_bytes(row_bytes) +
                                            " of reserved memory; segments in address order, end to end)"}}}};
   const json y = {{"field", "r"}, {"type", "ordinal"},
                   {"axis", {{"title", "offset (GiB)"}, {"labelExpr", "format(datum.value * " + std::to_string(row_mib / 1024.0) + ", '.2f')"}}}};
-  json kinds_domain = json::array(), kinds_range = json::array();
+  json kinds = json::array(), colours = json::array();
   for (int k = 0; k < 4; ++k) {
-    kinds_domain.push_back(kKindNames[k]);
-    kinds_range.push_back(kKindColours[k]);
+    kinds.push_back(kKindNames[k]);
+    colours.push_back(kKindColours[k]);
   }
   const std::string subtitle =
       std::to_string(summary.segments) + " segments, reserved " + format_bytes(summary.reserved) + ": allocated " +
       format_bytes(summary.allocated) + ", stranded " + format_bytes(summary.stranded) + ", releasable " +
       format_bytes(summary.releasable) + (summary.pending_free ? ", pending free " + format_bytes(summary.pending_free) : "") +
       "; largest free block " + format_bytes(summary.largest_free_block);
+  const std::uint64_t rows = std::max<std::uint64_t>(1, (summary.reserved + row_bytes - 1) / row_bytes);
   return {{"title", {{"text", title}, {"subtitle", subtitle}, {"anchor", "start"}}},
           {"width", kWidth},
           {"height", {{"step", rows > 16 ? 12 : 18}}},
           {"layer", json::array({
-                        {{"data", {{"values", rects}}},
+                        {{"data", {{"values", pieces}}},
+                         {"transform", json::array({
+                                           {{"lookup", "u"}, {"from", {{"data", {{"values", run_info}}}, {"key", "u"}, {"fields", {"k", "g", "i"}}}}},
+                                           {{"lookup", "g"}, {"from", {{"data", {{"values", segment_info}}}, {"key", "g"}, {"fields", {"s"}}}}},
+                                           {{"calculate", "datum.o0 / 1048576"}, {"as", "x0"}},
+                                           {{"calculate", "datum.o1 / 1048576"}, {"as", "x1"}},
+                                           {{"calculate", json(kinds).dump() + "[datum.k]"}, {"as", "block"}},
+                                       })},
                          {"mark", {{"type", "rect"}, {"stroke", "#ffffff"}, {"strokeWidth", 0.3}}},
                          {"encoding", {{"x", x}, {"x2", {{"field", "x1"}}}, {"y", y},
-                                       {"color", {{"field", "k"}, {"type", "nominal"}, {"title", "block"},
-                                                  {"scale", {{"domain", kinds_domain}, {"range", kinds_range}}}}},
-                                       {"tooltip", json::array({{{"field", "i"}, {"title", "block"}}})}}}},
+                                       {"color", {{"field", "block"}, {"type", "nominal"}, {"title", "block"},
+                                                  {"scale", {{"domain", kinds}, {"range", colours}}}}},
+                                       {"tooltip", json::array({{{"field", "i"}, {"title", "blocks"}}, {{"field", "s"}, {"title", "in"}}})}}}},
                         {{"data", {{"values", ticks}}},
+                         {"transform", json::array({{{"calculate", "datum.o / 1048576"}, {"as", "x"}}})},
                          {"mark", {{"type", "tick"}, {"orient", "vertical"}, {"color", "#1d2330"}, {"thickness", 1}}},
                          {"encoding", {{"x", {{"field", "x"}, {"type", "quantitative"}}}, {"y", y}}}},
                     })},
-          {"config", {{"legend", {{"orient", "top"}}}, {"title", {{"subtitleFontSize", 11}}}}}};
+          {"config", {{"legend", {{"orient", "top"}}}, {"title", {{"subtitleFontSize", 11}, {"limit", kWidth}}}}}};
 }
 
 }  // namespace offsim::report

@@ -1,6 +1,7 @@
 #include "offsim/report/timeline_chart.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "chart_util.hpp"
@@ -15,6 +16,10 @@ using namespace detail;
 
 constexpr int kWidth = 1040;
 constexpr int kHeight = 250;
+constexpr std::size_t kOverviewPoints = 250;
+
+// Vega-Lite transform: field "gib" from a byte count.
+json to_gib(const std::string& field) { return {{"calculate", "datum." + field + " / 1073741824"}, {"as", "gib"}}; }
 
 std::uint64_t stride_of(const json& result) { return std::max<std::uint64_t>(1, bytes_or(result.value("timeline_stride", json(1)), 1)); }
 
@@ -63,18 +68,13 @@ json timeline_chart(const json& result) {
   const std::uint64_t capacity = bytes_or(result["scenario"]["device_total_bytes"]);
   const std::uint64_t x_max = std::max<std::uint64_t>(1, timeline.size() * stride);
 
-  json wide = json::array();
-  json series = json::array();
+  // Exact bytes in the data; GiB computed in the chart (transforms), which keeps the file small.
+  json samples = json::array();
   std::uint64_t y_max = capacity;
   for (std::size_t i = 0; i < timeline.size(); ++i) {
     const std::uint64_t reserved = bytes_or(timeline[i][0]);
-    const std::uint64_t allocated = bytes_or(timeline[i][1]);
-    const std::uint64_t x = i * stride;
     y_max = std::max(y_max, reserved);
-    wide.push_back({{"x", x}, {"reserved_gib", gib(reserved)}, {"allocated_gib", gib(allocated)},
-                    {"reserved", reserved}, {"allocated", allocated}});
-    series.push_back({{"x", x}, {"memory", "reserved"}, {"gib", gib(reserved)}});
-    series.push_back({{"x", x}, {"memory", "allocated"}, {"gib", gib(allocated)}});
+    samples.push_back({{"x", i * stride}, {"r", reserved}, {"a", bytes_or(timeline[i][1])}});
   }
   auto reserved_at = [&](std::uint64_t thinned) {
     return thinned < timeline.size() ? bytes_or(timeline[thinned][0]) : (timeline.empty() ? 0 : bytes_or(timeline.back()[0]));
@@ -128,13 +128,13 @@ json timeline_chart(const json& result) {
         models += (models.empty() ? "" : ", ") + e.value("model", "") + " " + format_bytes(bytes_or(e["bytes"]));
         bytes += bytes_or(e["bytes"]);
       }
-      evictions.push_back({{"x", sample_at(result, begin)}, {"gib", gib(reserved_at(begin))}, {"stage", s.value("stage", "")},
+      evictions.push_back({{"x", sample_at(result, begin)}, {"b", reserved_at(begin)}, {"stage", s.value("stage", "")},
                            {"call", s.value("call", 0) + 1}, {"step", s.value("step", 0) + 1}, {"models", models},
                            {"bytes", bytes}});
     }
     if (!s["oom"].is_null()) {
       const json& oom = s["oom"];
-      ooms.push_back({{"x", sample_at(result, end)}, {"gib", gib(bytes_or(oom["reserved_bytes"]))},
+      ooms.push_back({{"x", sample_at(result, end)}, {"b", bytes_or(oom["reserved_bytes"])},
                       {"stage", s.value("stage", "")}, {"call", s.value("call", 0) + 1},
                       {"requested", bytes_with_exact(bytes_or(oom["requested_bytes"]))},
                       {"message", oom.value("message", "")}});
@@ -143,7 +143,7 @@ json timeline_chart(const json& result) {
   json peak = json::array();
   if (!result["peak"].is_null()) {
     const json& p = result["peak"];
-    peak.push_back({{"x", bytes_or(p["sample"])}, {"gib", gib(bytes_or(p["reserved_bytes"]))},
+    peak.push_back({{"x", bytes_or(p["sample"])}, {"b", bytes_or(p["reserved_bytes"])}, {"what", "peak reserved"},
                     {"reserved", bytes_or(p["reserved_bytes"])}, {"allocated", bytes_or(p["allocated_bytes"])}});
   }
 
@@ -167,18 +167,22 @@ json timeline_chart(const json& result) {
                                                {{"field", "evicted"}, {"title", "evicted"}}})}}}});
   if (!labels.empty()) {
     layers.push_back({{"data", {{"values", labels}}},
-                      {"mark", {{"type", "text"}, {"align", "left"}, {"baseline", "top"}, {"dx", 3}, {"dy", 3}, {"fontSize", 10}, {"color", "#4a5060"}}},
-                      {"encoding", {{"x", {{"field", "x0"}, {"type", "quantitative"}}}, {"y", {{"value", 0}}}, {"text", {{"field", "label"}}}}}});
+                      {"mark", {{"type", "text"}, {"align", "left"}, {"baseline", "bottom"}, {"dx", 3}, {"dy", -3}, {"fontSize", 10}, {"color", "#4a5060"}}},
+                      {"encoding", {{"x", {{"field", "x0"}, {"type", "quantitative"}}}, {"y", {{"value", kHeight}}}, {"text", {{"field", "label"}}}}}});
   }
-  layers.push_back({{"data", {{"values", series}}},
+  layers.push_back({{"data", {{"values", samples}}},
+                    {"transform", json::array({{{"fold", {"r", "a"}}, {"as", {"m", "b"}}},
+                                               {{"calculate", "datum.m === 'r' ? 'reserved' : 'allocated'"}, {"as", "memory"}},
+                                               to_gib("b")})},
                     {"mark", {{"type", "line"}, {"interpolate", "step-after"}, {"strokeWidth", 1.6}}},
                     {"encoding",
                      {{"x", x},
                       {"y", y},
                       {"color", {{"field", "memory"}, {"type", "nominal"}, {"title", "memory"},
                                  {"scale", {{"domain", {"reserved", "allocated"}}, {"range", {kReservedColour, kAllocatedColour}}}}}}}}});
-  layers.push_back({{"data", {{"values", json::array({{{"gib", gib(capacity)}, {"bytes", capacity},
+  layers.push_back({{"data", {{"values", json::array({{{"b", capacity}, {"bytes", capacity},
                                                        {"label", "device capacity " + format_bytes(capacity)}}})}}},
+                    {"transform", json::array({to_gib("b")})},
                     {"layer", json::array({
                                   {{"mark", {{"type", "rule"}, {"color", kCapacityColour}, {"strokeDash", {6, 4}}, {"strokeWidth", 1.5}}},
                                    {"encoding", {{"y", {{"field", "gib"}, {"type", "quantitative"}}},
@@ -188,14 +192,16 @@ json timeline_chart(const json& result) {
                               })}});
   if (!peak.empty()) {
     layers.push_back({{"data", {{"values", peak}}},
+                      {"transform", json::array({to_gib("b")})},
                       {"mark", {{"type", "point"}, {"shape", "diamond"}, {"filled", true}, {"size", 80}, {"color", kReservedColour}}},
                       {"encoding", {{"x", x}, {"y", y},
-                                    {"tooltip", json::array({{{"value", "peak reserved"}}, exact_bytes_tooltip("reserved", "reserved"),
+                                    {"tooltip", json::array({{{"field", "what"}, {"title", "marker"}}, exact_bytes_tooltip("reserved", "reserved"),
                                                              exact_bytes_tooltip("allocated", "allocated"),
                                                              {{"field", "x"}, {"title", "allocator call"}}})}}}});
   }
   if (!evictions.empty()) {
     layers.push_back({{"data", {{"values", evictions}}},
+                      {"transform", json::array({to_gib("b")})},
                       {"mark", {{"type", "point"}, {"shape", "triangle-down"}, {"filled", true}, {"size", 90}, {"color", kEvictionColour}}},
                       {"encoding", {{"x", x}, {"y", y},
                                     {"tooltip", json::array({{{"field", "stage"}, {"title", "eviction before"}}, {{"field", "call"}, {"title", "call"}},
@@ -204,6 +210,7 @@ json timeline_chart(const json& result) {
   }
   if (!ooms.empty()) {
     layers.push_back({{"data", {{"values", ooms}}},
+                      {"transform", json::array({to_gib("b")})},
                       {"layer", json::array({
                                     {{"mark", {{"type", "rule"}, {"color", kOomColour}, {"strokeWidth", 2}}},
                                      {"encoding", {{"x", x}}}},
@@ -216,15 +223,17 @@ json timeline_chart(const json& result) {
                                 })}});
   }
   // Nearest allocator call under the pointer: a faint rule with both values, exact bytes included.
-  layers.push_back({{"data", {{"values", wide}}},
+  layers.push_back({{"data", {{"values", samples}}},
+                    {"transform", json::array({{{"calculate", "datum.r / 1073741824"}, {"as", "reserved_gib"}},
+                                               {{"calculate", "datum.a / 1073741824"}, {"as", "allocated_gib"}}})},
                     {"params", json::array({{{"name", "hover"},
                                              {"select", {{"type", "point"}, {"fields", {"x"}}, {"nearest", true}, {"on", "pointerover"}, {"clear", "pointerout"}}}}})},
                     {"mark", {{"type", "rule"}, {"color", "#555"}}},
                     {"encoding", {{"x", x},
                                   {"opacity", {{"condition", {{"param", "hover"}, {"empty", false}, {"value", 0.5}}}, {"value", 0}}},
                                   {"tooltip", json::array({{{"field", "x"}, {"title", "allocator call"}},
-                                                           gib_tooltip("reserved_gib", "reserved"), exact_bytes_tooltip("reserved", "reserved"),
-                                                           gib_tooltip("allocated_gib", "allocated"), exact_bytes_tooltip("allocated", "allocated")})}}}});
+                                                           gib_tooltip("reserved_gib", "reserved"), exact_bytes_tooltip("r", "reserved"),
+                                                           gib_tooltip("allocated_gib", "allocated"), exact_bytes_tooltip("a", "allocated")})}}}});
 
   const json& policy = result["policy"];
   std::string subtitle = result.value("completed", false) ? "completed" : "FAILED: " + result.value("failure", std::string());
@@ -240,37 +249,47 @@ json timeline_chart(const json& result) {
 }
 
 json scenario_overview_chart(const std::vector<const json*>& results) {
+  // Each policy's reserved bytes, thinned again to kOverviewPoints (bucket maxima) and keyed by the policy's
+  // index; names and GiB come from transforms.
   json values = json::array();
-  std::uint64_t capacity = 0, x_max = 1, y_max = 0;
+  json names = json::array();
+  std::uint64_t capacity = 0, y_max = 0;
   for (const json* r : results) {
     const json& timeline = (*r)["timeline"];
     if (timeline.empty()) continue;
     const std::uint64_t stride = stride_of(*r);
     capacity = std::max(capacity, bytes_or((*r)["scenario"]["device_total_bytes"]));
-    x_max = std::max<std::uint64_t>(x_max, timeline.size() * stride);
-    const std::string policy = (*r)["policy"].value("id", "");
-    for (std::size_t i = 0; i < timeline.size(); ++i) {
-      const std::uint64_t reserved = bytes_or(timeline[i][0]);
+    const std::size_t p = names.size();
+    names.push_back((*r)["policy"].value("id", ""));
+    const std::size_t bucket = (timeline.size() + kOverviewPoints - 1) / kOverviewPoints;
+    const double calls = static_cast<double>(timeline.size() * stride);
+    for (std::size_t i = 0; i < timeline.size(); i += bucket) {
+      std::uint64_t reserved = 0;
+      for (std::size_t k = i; k < std::min(timeline.size(), i + bucket); ++k) reserved = std::max(reserved, bytes_or(timeline[k][0]));
       y_max = std::max(y_max, reserved);
-      values.push_back({{"x", i * stride}, {"policy", policy}, {"gib", gib(reserved)}, {"bytes", reserved}});
+      const double percent = std::round(1000.0 * static_cast<double>(i * stride) / calls) / 10.0;
+      values.push_back({{"x", percent}, {"c", i * stride}, {"p", p}, {"b", reserved}});
     }
   }
   y_max = std::max(y_max, capacity);
-  const json x = x_axis(x_max);
+  const json x = {{"field", "x"}, {"type", "quantitative"}, {"title", "progress through each run (% of its allocator calls)"},
+                  {"scale", {{"domain", {0, 100}}, {"nice", false}}}};
   const json y = {{"field", "gib"}, {"type", "quantitative"}, {"title", "reserved GiB"},
                   {"scale", {{"domain", {0, gib(y_max) * 1.06}}, {"nice", false}}}};
   return {{"title", {{"text", "Reserved memory of every policy"}, {"anchor", "start"},
-                     {"subtitle", "one line per policy; dashed: device capacity " + format_bytes(capacity)}}},
+                     {"subtitle", "one line per policy, each run stretched to the full width; dashed: device capacity " + format_bytes(capacity)}}},
           {"width", kWidth},
           {"height", 220},
           {"layer", json::array({
                         {{"data", {{"values", values}}},
+                         {"transform", json::array({{{"calculate", names.dump() + "[datum.p]"}, {"as", "policy"}}, to_gib("b")})},
                          {"mark", {{"type", "line"}, {"interpolate", "step-after"}, {"strokeWidth", 1.4}, {"opacity", 0.85}}},
                          {"encoding", {{"x", x}, {"y", y},
                                        {"color", {{"field", "policy"}, {"type", "nominal"}, {"title", "policy"}, {"scale", {{"scheme", "tableau10"}}}}},
-                                       {"tooltip", json::array({{{"field", "policy"}}, {{"field", "x"}, {"title", "allocator call"}},
-                                                                gib_tooltip("gib", "reserved"), exact_bytes_tooltip("bytes", "reserved")})}}}},
-                        {{"data", {{"values", json::array({{{"gib", gib(capacity)}, {"bytes", capacity}}})}}},
+                                       {"tooltip", json::array({{{"field", "policy"}}, {{"field", "c"}, {"title", "allocator call"}},
+                                                                gib_tooltip("gib", "reserved"), exact_bytes_tooltip("b", "reserved")})}}}},
+                        {{"data", {{"values", json::array({{{"b", capacity}, {"bytes", capacity}}})}}},
+                         {"transform", json::array({to_gib("b")})},
                          {"mark", {{"type", "rule"}, {"color", kCapacityColour}, {"strokeDash", {6, 4}}, {"strokeWidth", 1.5}}},
                          {"encoding", {{"y", {{"field", "gib"}, {"type", "quantitative"}}},
                                        {"tooltip", json::array({exact_bytes_tooltip("bytes", "device capacity")})}}}},

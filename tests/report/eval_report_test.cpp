@@ -81,7 +81,8 @@ TEST(EvalReport, TimelineMarksTheOomAndTheCapacity) {
   const json& lines = layer_with_mark(spec, "line");
   ASSERT_FALSE(lines.is_null());
   EXPECT_EQ(lines["encoding"]["y"]["title"], "GiB");
-  EXPECT_EQ(lines["data"]["values"].size(), 2 * r["timeline"].size());
+  EXPECT_EQ(lines["data"]["values"].size(), r["timeline"].size());
+  EXPECT_EQ(lines["data"]["values"].back()["r"], r["timeline"].back()[0]);
 }
 
 TEST(EvalReport, StageBandsCarryTheProvenanceOfT) {

@@ -30,11 +30,14 @@ json example() {
   });
 }
 
-double layer_width_mib(const json& spec, std::size_t layer) {
-  double sum = 0;
-  for (const json& r : spec["layer"][layer]["data"]["values"]) sum += r["x1"].get<double>() - r["x0"].get<double>();
+std::uint64_t drawn_bytes(const json& spec) {
+  std::uint64_t sum = 0;
+  for (const json& r : spec["layer"][0]["data"]["values"]) sum += r["o1"].get<std::uint64_t>() - r["o0"].get<std::uint64_t>();
   return sum;
 }
+
+// The text of each drawn run, looked up by the rect pieces.
+const json& runs(const json& spec) { return spec["layer"][0]["transform"][0]["from"]["data"]["values"]; }
 
 TEST(SegmentMap, SplitFreeSpaceIsStrandedAndWholeFreeSegmentsAreReleasable) {
   const SegmentMapSummary s = summarize_segments(example());
@@ -48,10 +51,15 @@ TEST(SegmentMap, SplitFreeSpaceIsStrandedAndWholeFreeSegmentsAreReleasable) {
 
 TEST(SegmentMap, RectsTileTheReservedBytesAcrossRows) {
   const json spec = segment_map_chart(example(), "t");
-  EXPECT_DOUBLE_EQ(layer_width_mib(spec, 0), 86.0);
+  EXPECT_EQ(drawn_bytes(spec), 86 * MiB);
   // 86 MiB in at most 32 rows: rows of 4 MiB, so pieces never exceed a row.
-  for (const json& r : spec["layer"][0]["data"]["values"]) EXPECT_LE(r["x1"].get<double>(), 4.0);
+  for (const json& r : spec["layer"][0]["data"]["values"]) EXPECT_LE(r["o1"].get<std::uint64_t>(), 4 * MiB);
   EXPECT_EQ(spec["layer"][0]["encoding"]["x"]["scale"]["domain"][1], 4.0);
+  // The two weight segments are one run; the split segment two (allocated, stranded); the free one one.
+  ASSERT_EQ(runs(spec).size(), 4u);
+  EXPECT_EQ(runs(spec)[0]["k"], 0);
+  EXPECT_EQ(runs(spec)[2]["k"], 2);
+  EXPECT_EQ(runs(spec)[3]["k"], 3);
   // One boundary tick per segment.
   EXPECT_EQ(spec["layer"][1]["data"]["values"].size(), 4u);
 }
@@ -66,17 +74,16 @@ TEST(SegmentMap, RunsOfWholeSegmentsBecomeOneRectPerRow) {
   const json& rects = spec["layer"][0]["data"]["values"];
   // 200 MiB in rows of 8 MiB: one rect piece per row, not one per segment.
   EXPECT_EQ(rects.size(), 25u);
-  EXPECT_NE(rects[0]["i"].get<std::string>().find("100 whole segments"), std::string::npos);
+  ASSERT_EQ(runs(spec).size(), 1u);
+  EXPECT_NE(runs(spec)[0]["i"].get<std::string>().find("100 whole segments"), std::string::npos);
   EXPECT_EQ(spec["layer"][1]["data"]["values"].size(), 100u);
-  EXPECT_DOUBLE_EQ(layer_width_mib(spec, 0), 200.0);
+  EXPECT_EQ(drawn_bytes(spec), 200 * MiB);
 }
 
 TEST(SegmentMap, TooltipsCarryExactBytes) {
   const json spec = segment_map_chart(example(), "t");
   bool found = false;
-  for (const json& r : spec["layer"][0]["data"]["values"]) {
-    found = found || r["i"].get<std::string>().find("(31457280 bytes)") != std::string::npos;
-  }
+  for (const json& r : runs(spec)) found = found || r["i"].get<std::string>().find("(31457280 bytes)") != std::string::npos;
   EXPECT_TRUE(found);
   EXPECT_NE(spec["title"]["subtitle"].get<std::string>().find("stranded 30.00 MiB"), std::string::npos);
 }

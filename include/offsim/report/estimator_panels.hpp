@@ -14,17 +14,10 @@
 
 namespace offsim::report {
 
-/// Published grids the panels draw, relative to the repository root, and the VAE they measured.
-struct PublishedGridFile {
-  const char* path;
-  policies::VaeFamily family;
-};
-extern const std::vector<PublishedGridFile> kPublishedGridFiles;
-
 /// {"panels": [{"panel", "estimator", "label", "upstream", "basis", "passes_estimate", "points": [...]}]}
 /// where each point is {"kind": "model" | "true peak", "mp" (megapixels), "gib", "bytes", "height",
-/// "width", "domain", and for true peaks "e_gib", "e_bytes", "verdict", "source"}. Grid files that are
-/// missing under `root` are skipped and named in "notes".
+/// "width", "domain", and for true peaks "e_gib", "e_bytes", "verdict", "origin", "source"}. Published
+/// points are policies::load_published_points(root) (traces/published).
 nlohmann::json estimator_panels(const std::vector<policies::EvalResult>& results, const std::filesystem::path& root,
                                 double p5_factor = 1.5);
 
