@@ -10,6 +10,7 @@
 #include "offsim/check/corpus.hpp"
 #include "offsim/check/gate.hpp"
 #include "offsim/check/junit_report.hpp"
+#include "offsim/policies/decision_log.hpp"
 #include "offsim/policies/policy_registry.hpp"
 #include "offsim/sim/atomic_output_file.hpp"
 #include "offsim/sim/errors.hpp"
@@ -40,6 +41,7 @@ struct CheckOptions {
   std::vector<std::string> merge;
   bool corpus = false;
   bool quiet = false;
+  std::string decisions;  // --decisions LOG (decision-log mode)
 };
 
 std::vector<std::uint64_t> seed_list(const CheckOptions& o) {
@@ -151,8 +153,20 @@ int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
   return ok ? kExitOk : kExitFailed;
 }
 
+// Decision-log mode (DESIGN.md section 2, way 2): P1-P5 on what a real Python policy logged through
+// python/offsim_decisions; the checks live in policies/decision_log.cpp. Malformed logs throw ParseError
+// (exit 2 in main).
+int run_decisions_mode(const CheckOptions& o, const fs::path& root) {
+  policies::DecisionLogOptions options;
+  options.root = root;
+  const policies::DecisionLogReport report = policies::check_decision_log(o.decisions, options);
+  std::cout << policies::format_report(report);
+  return report.failed() ? kExitFailed : kExitOk;
+}
+
 int run(const CheckOptions& o) {
   const fs::path root = repository_root(o.root);
+  if (!o.decisions.empty()) return run_decisions_mode(o, root);
   if (!o.replay.empty()) return run_replay(o, root);
   if (o.corpus) return run_corpus_mode(o, root);
 
@@ -244,6 +258,8 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--root", o->root, "offsim checkout holding traces/ and scenarios/");
   cmd->add_flag("--corpus", o->corpus, "Run the known-bug corpus (tests/corpus/)");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress line");
+  cmd->add_option("--decisions", o->decisions,
+                  "Check P1-P5 on a decision log written by python/offsim_decisions (docs/decision_log.md)");
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
 

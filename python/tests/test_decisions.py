@@ -592,7 +592,8 @@ class OffsimReadsTheShim(LogTestCase):
 
     def test_malformed_log_exits_2_naming_line_and_field(self):
         self.write_seed(FIXED_ESTIMATE)
-        lines = open(self.path, encoding="utf-8").read().splitlines()
+        with open(self.path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
         decision = json.loads(lines[1])
         decision["estimate"]["bytes"] = "3GiB"
         lines[1] = json.dumps(decision)
