@@ -13,6 +13,9 @@ inline constexpr int kExitUsage = 2;   // bad input: the message says which and 
 // `offsim eval` (eval_command.cpp).
 void add_eval_command(CLI::App& app, int& exit_code);
 
+// `offsim replay` (replay_command.cpp).
+void add_replay_command(CLI::App& app, int& exit_code);
+
 // `offsim check` (check_command.cpp).
 void add_check_command(CLI::App& app, int& exit_code);
 

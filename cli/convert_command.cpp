@@ -11,6 +11,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "offsim/sim/trace_formats.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/json_value_reader.hpp"
@@ -26,48 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace offsim::sim;
 
-enum class TraceFormat { kSnapshotPickle, kSnapshotJson, kOffsimTrace };
-
-std::string_view describe(TraceFormat format) {
-  switch (format) {
-    case TraceFormat::kSnapshotPickle: return "PyTorch snapshot pickle";
-    case TraceFormat::kSnapshotJson: return "PyTorch snapshot JSON";
-    case TraceFormat::kOffsimTrace: return "offsim trace";
-  }
-  return "";
-}
-
-TraceFormat input_format(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open for reading");
-  std::string head(16, '\0');
-  in.read(head.data(), static_cast<std::streamsize>(head.size()));
-  head.resize(static_cast<std::size_t>(in.gcount()));
-  if (looks_like_trace_file(head)) return TraceFormat::kOffsimTrace;
-  if (looks_like_pickle(head)) return TraceFormat::kSnapshotPickle;
-  if (looks_like_json(head)) return TraceFormat::kSnapshotJson;
-  throw ParseError(path.string(), 0,
-                   "unrecognised format: expected a PyTorch memory snapshot pickle (bytes 0x80 0x02..0x05), its JSON "
-                   "form ('{') or an offsim trace (\\x89OTRACE\\n)");
-}
-
-TraceFormat output_format(const fs::path& path) {
-  const std::string extension = path.extension().string();
-  if (extension == ".pickle" || extension == ".pkl") return TraceFormat::kSnapshotPickle;
-  if (extension == ".json") return TraceFormat::kSnapshotJson;
-  if (extension == ".otrace") return TraceFormat::kOffsimTrace;
-  throw ConfigError(path.string() + ": cannot tell the output format from the extension \"" + extension +
-                    "\" (expected .pickle or .pkl, .json, or .otrace)");
-}
-
-void write_output(const fs::path& path, TraceFormat format, TraceEventSource& source) {
-  switch (format) {
-    case TraceFormat::kSnapshotPickle: write_snapshot_pickle(path, source); return;
-    case TraceFormat::kSnapshotJson: write_snapshot_json(path, source); return;
-    case TraceFormat::kOffsimTrace: write_trace_file(path, source); return;
-  }
-}
-
 struct ConvertOptions {
   std::string input;
   std::string output;
@@ -78,8 +37,8 @@ struct ConvertOptions {
 int run(const ConvertOptions& options) {
   const fs::path input = options.input;
   const fs::path output = options.output;
-  const TraceFormat from = input_format(input);
-  const TraceFormat to = output_format(output);
+  const TraceFormat from = detect_trace_format(input);
+  const TraceFormat to = trace_format_for_output(output);
   std::size_t final_segments = 0;
   std::uint64_t events = 0;
   if (from == TraceFormat::kOffsimTrace) {
@@ -90,7 +49,7 @@ int run(const ConvertOptions& options) {
     }
     std::cout << "reading " << input.string() << " (" << describe(from) << ", "
               << format_bytes(reader.file_size()) << "), streaming to " << output.string() << "\n";
-    write_output(output, to, reader);
+    write_trace(output, to, reader);
     events = reader.events_read();
     final_segments = reader.final_segments().size();
     std::cout << "  " << events << " events, " << reader.initial_segments().size() << " segments at the start, "
@@ -109,7 +68,7 @@ int run(const ConvertOptions& options) {
     }
     if (!trace.metadata.alloc_conf.empty()) std::cout << "  allocator settings: " << trace.metadata.alloc_conf << "\n";
     TraceVectorSource source(trace);
-    write_output(output, to, source);
+    write_trace(output, to, source);
     events = trace.events.size();
     final_segments = trace.final_segments.size();
   }

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   int exit_code = offsim::cli::kExitOk;  // set by the subcommand that ran
   // Subcommands (one file each in cli/).
   offsim::cli::add_eval_command(app, exit_code);
+  offsim::cli::add_replay_command(app, exit_code);
   offsim::cli::add_check_command(app, exit_code);
   offsim::cli::add_convert_command(app, exit_code);
 #ifdef OFFSIM_HAVE_TORCH

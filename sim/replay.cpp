@@ -384,7 +384,28 @@ bool is_baseline(const Trace& trace, const ReplayOptions& options) {
   return same_capacity && same_conf && options.non_allocator_bytes == 0;
 }
 
+// A trace with no allocator decisions in it (no segment events: a request stream such as a libtorch CPU
+// recording) has nothing to compare against.
+bool records_allocator_decisions(const Trace& trace) {
+  for (const TraceEvent& e : trace.events) {
+    if (e.action == TraceAction::kSegmentAlloc || e.action == TraceAction::kSegmentFree ||
+        e.action == TraceAction::kSegmentMap || e.action == TraceAction::kSegmentUnmap || e.action == TraceAction::kOom) {
+      return true;
+    }
+  }
+  return false;
+}
+
 ReplayResult replay(const Trace& trace, const ReplayOptions& options) {
+  if (!records_allocator_decisions(trace)) {
+    ReplayOptions requests_only = options;
+    requests_only.compare = false;
+    ReplayResult result = Replayer(trace, requests_only, nullptr).run();
+    result.notes.insert(result.notes.begin(),
+                        "the trace records requests only (no segment events, e.g. a CPU recording): the simulated "
+                        "allocator's decisions are reported, there is nothing recorded to compare them with");
+    return result;
+  }
   if (is_baseline(trace, options) && options.compare) {
     ReplayResult result;
     baseline_decisions(trace, options, &result);

@@ -1,0 +1,210 @@
+// `offsim replay TRACE`: feed a recorded trace's requests to the simulated allocator, compare what it
+// does with the record (fidelity), and answer what-if questions (--capacity, --alloc-conf,
+// --torch-version, --min-capacity). A short table on the terminal; --json for machines
+// (docs/replay_json.md). A diverging replay exits non-zero only with --strict.
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "commands.hpp"
+#include "offsim/sim/atomic_output_file.hpp"
+#include "offsim/sim/bytes.hpp"
+#include "offsim/sim/errors.hpp"
+#include "offsim/sim/replay.hpp"
+#include "offsim/sim/trace_formats.hpp"
+#include "progress.hpp"
+#include "table.hpp"
+
+namespace offsim::cli {
+
+namespace {
+
+using namespace offsim::sim;
+using nlohmann::json;
+
+struct ReplayCliOptions {
+  std::string trace;
+  std::string alloc_conf;
+  bool alloc_conf_set = false;
+  std::string capacity;
+  std::string context = "0";
+  std::string torch = "newest";
+  std::string platform = "cuda";
+  int device = 0;
+  bool no_rewind = false;
+  bool min_capacity = false;
+  bool strict = false;
+  bool quiet = false;
+  std::string json_path;
+};
+
+json event_json(const TraceEvent& e) {
+  json j = {{"action", to_string(e.action)}, {"size", e.size}, {"stream", e.stream}};
+  if (e.action == TraceAction::kOom) j["device_free"] = e.addr;
+  else j["addr"] = e.addr;
+  return j;
+}
+
+json segments_json(const std::vector<SegmentInfo>& segments) {
+  json out = json::array();
+  for (const SegmentInfo& s : segments) {
+    json blocks = json::array();
+    for (const BlockInfo& b : s.blocks) {
+      blocks.push_back({{"address", b.address}, {"size", b.size}, {"state", to_string(b.state)}});
+    }
+    out.push_back({{"address", s.address}, {"total_size", s.total_size}, {"allocated_size", s.allocated_size},
+                   {"segment_type", s.is_small ? "small" : "large"}, {"is_expandable", s.is_expandable},
+                   {"blocks", blocks}});
+  }
+  return out;
+}
+
+json result_json(const Trace& trace, const ReplayResult& r, const std::optional<MinCapacityResult>& m,
+                 const std::string& path) {
+  json divergence = nullptr;
+  if (r.first_divergence) {
+    const ReplayDivergence& d = *r.first_divergence;
+    divergence = {{"event_index", d.event_index},
+                  {"expected", d.expected ? event_json(*d.expected) : json(nullptr)},
+                  {"simulated", d.simulated ? event_json(*d.simulated) : json(nullptr)},
+                  {"context", d.context},
+                  {"segments_near", segments_json(d.segments_near)}};
+  }
+  json ooms = json::array();
+  for (const ReplayOom& o : r.ooms) {
+    ooms.push_back({{"event_index", o.event_index}, {"size", o.size}, {"handled", o.handled}, {"recorded", o.recorded},
+                    {"free_cached_bytes", o.free_cached_bytes}, {"largest_free_cached_block", o.largest_free_cached_block},
+                    {"fragmentation", o.fragmentation}, {"message", o.message}});
+  }
+  json timeline = json::array();
+  for (const FragmentationSample& s : r.timeline) {
+    timeline.push_back({s.event_index, s.reserved, s.allocated, s.free_cached, s.inactive_split, s.largest_free_block});
+  }
+  return {{"format", "offsim-replay/1"},
+          {"trace", path},
+          {"provenance", to_string(trace.metadata.provenance.kind)},
+          {"recorded_alloc_conf", trace.metadata.alloc_conf},
+          {"alloc_conf", r.alloc_conf},
+          {"capacity_bytes", r.capacity},
+          {"events_total", r.events_total},
+          {"events_matched", r.events_matched},
+          {"first_divergence", divergence},
+          {"peak_reserved_bytes", r.peak_reserved},
+          {"peak_allocated_bytes", r.peak_allocated},
+          {"final_reserved_bytes", r.final_reserved},
+          {"completed", r.completed},
+          {"oom_events", ooms},
+          {"unhandled_ooms", r.unhandled_ooms},
+          {"requests", r.requests},
+          {"inferred_empty_cache", r.inferred_empty_cache},
+          {"min_capacity_bytes", m ? json(m->min_capacity) : json(nullptr)},
+          {"min_capacity_verified", m ? json(m->verified_boundary) : json(nullptr)},
+          {"timeline_columns", {"event_index", "reserved", "allocated", "free_cached", "inactive_split", "largest_free_block"}},
+          {"timeline", timeline},
+          {"notes", r.notes}};
+}
+
+int run(const ReplayCliOptions& o) {
+  SnapshotReadOptions read;
+  read.device = o.device;
+  read.reconstruct_initial_state = !o.no_rewind;
+  const Trace trace = read_trace(o.trace, read);
+
+  ReplayOptions options;
+  if (o.alloc_conf_set) options.alloc_conf = o.alloc_conf;
+  options.profile = &VersionProfile::by_name(o.torch);
+  if (!o.capacity.empty()) options.capacity = parse_bytes(o.capacity, "--capacity");
+  options.non_allocator_bytes = parse_bytes(o.context, "--context");
+  if (o.platform == "rocm") options.platform = Platform::kRocm;
+  else if (o.platform != "cuda") throw ConfigError("--platform must be cuda or rocm, got \"" + o.platform + "\"");
+  Progress progress("replay", trace.events.size(), o.quiet);
+  options.progress = [&progress](std::size_t done, std::size_t) { progress.update(done); };
+  const ReplayResult r = replay(trace, options);
+  progress.finish();
+  std::optional<MinCapacityResult> m;
+  if (o.min_capacity) {
+    ReplayOptions search = options;
+    search.progress = nullptr;
+    m = find_min_capacity(trace, search);
+  }
+
+  const std::string provenance(to_string(trace.metadata.provenance.kind));
+  std::cout << "trace  " << o.trace << " (" << describe(detect_trace_format(o.trace)) << ", " << trace.events.size()
+            << " events, " << provenance << ")\n";
+  if (trace.metadata.provenance.kind == ProvenanceKind::kSynthetic) std::cout << "       SYNTHETIC: generated data\n";
+  Table table({"", "value"});
+  table.add({"allocator settings", r.alloc_conf.empty() ? "(default)" : r.alloc_conf});
+  table.add({"device total", format_bytes(r.capacity)});
+  table.add({"PyTorch profile", options.profile->name});
+  char matched[96];
+  std::snprintf(matched, sizeof matched, "%zu / %zu (%.3f%%)", r.events_matched, r.events_total,
+                r.events_total ? 100.0 * static_cast<double>(r.events_matched) / static_cast<double>(r.events_total) : 100.0);
+  table.add({"events reproduced", r.events_total ? std::string(matched) : "n/a (nothing recorded to compare)"});
+  table.add({"first divergence",
+             r.first_divergence ? "event " + std::to_string(r.first_divergence->event_index) + " in " +
+                                      r.first_divergence->context
+                                : "none"});
+  table.add({"peak reserved", format_bytes(r.peak_reserved)});
+  table.add({"peak allocated", format_bytes(r.peak_allocated)});
+  std::size_t handled = 0, fragmentation = 0;
+  for (const ReplayOom& x : r.ooms) {
+    handled += x.handled ? 1 : 0;
+    fragmentation += x.fragmentation ? 1 : 0;
+  }
+  table.add({"OOMs (handled / unhandled)", std::to_string(handled) + " / " + std::to_string(r.unhandled_ooms)});
+  table.add({"OOMs with enough cached memory", std::to_string(fragmentation)});
+  std::uint64_t worst_gap = 0, worst_split = 0;
+  for (const FragmentationSample& s : r.timeline) {
+    worst_gap = std::max(worst_gap, s.reserved - s.allocated);
+    worst_split = std::max(worst_split, s.inactive_split);
+  }
+  table.add({"max reserved - allocated", format_bytes(worst_gap)});
+  table.add({"max inactive split", format_bytes(worst_split)});
+  if (m) {
+    table.add({"min capacity", format_bytes(m->min_capacity) + (m->verified_boundary ? "" : " (boundary not verified)")});
+  }
+  table.print(std::cout);
+  if (r.first_divergence) {
+    const ReplayDivergence& d = *r.first_divergence;
+    auto show = [](const std::optional<TraceEvent>& e) {
+      return e ? std::string(to_string(e->action)) + " addr " + std::to_string(e->addr) + " size " + std::to_string(e->size)
+               : std::string("(nothing)");
+    };
+    std::cout << "\nfirst divergence at event " << d.event_index << ": recorded " << show(d.expected) << ", simulated "
+              << show(d.simulated) << "\n";
+  }
+  if (!r.completed) std::cout << "\nstopped at an unhandled OOM: " << r.ooms.back().message << "\n";
+  for (const std::string& note : r.notes) std::cout << "note: " << note << "\n";
+
+  if (!o.json_path.empty()) {
+    AtomicOutputFile out(o.json_path);
+    out.write(result_json(trace, r, m, o.trace).dump(1));
+    out.write("\n");
+    out.commit();
+  }
+  if (o.strict && (r.first_divergence || r.events_matched != r.events_total)) return kExitFailed;
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_replay_command(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<ReplayCliOptions>();
+  CLI::App* cmd = app.add_subcommand("replay", "Replay a recorded trace through the simulated allocator: fidelity and what-if");
+  cmd->add_option("TRACE", o->trace, "snapshot pickle, snapshot JSON or .otrace")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--alloc-conf", o->alloc_conf, "PYTORCH_CUDA_ALLOC_CONF to simulate (default: the recorded one)")
+      ->each([o](const std::string&) { o->alloc_conf_set = true; });
+  cmd->add_option("--capacity", o->capacity, "device total, e.g. 24GiB (default: recorded, else 1 TiB)");
+  cmd->add_option("--context", o->context, "memory outside the allocator (context, libraries, other processes)");
+  cmd->add_option("--torch-version", o->torch, "allocator profile: 2.4, 2.6, 2.9, 2.11 or newest");
+  cmd->add_option("--platform", o->platform, "cuda or rocm");
+  cmd->add_option("--device", o->device, "device whose trace to read from a snapshot");
+  cmd->add_flag("--no-rewind", o->no_rewind, "do not reconstruct the starting state from the dump-time segments");
+  cmd->add_flag("--min-capacity", o->min_capacity, "search the smallest device that runs the trace");
+  cmd->add_flag("--strict", o->strict, "exit 1 when the simulation diverges from the record");
+  cmd->add_option("--json", o->json_path, "write the result as JSON (docs/replay_json.md)");
+  cmd->add_flag("--quiet,-q", o->quiet, "no progress line");
+  cmd->callback([o, &exit_code] { exit_code = run(*o); });
+}
+
+}  // namespace offsim::cli
