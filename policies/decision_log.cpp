@@ -217,16 +217,38 @@ std::optional<Backend> header_backend(const Fields& device) {
   return device.parsed("backend", [](const std::string& s) { return parse_backend(s); });
 }
 
-// "2.9.1+rocm6.4" -> the allocator profile "2.9" when offsim has one.
+// "2.9.1+rocm6.4" -> (2, 9); nullopt when the text does not start with major.minor.
+std::optional<std::pair<int, int>> major_minor(const std::string& version) {
+  int major = 0, minor = 0;
+  std::size_t i = 0;
+  auto number = [&](int& out) {
+    const std::size_t begin = i;
+    while (i < version.size() && i - begin < 4 && version[i] >= '0' && version[i] <= '9') out = out * 10 + (version[i++] - '0');
+    return i > begin;
+  };
+  if (!number(major) || i >= version.size() || version[i++] != '.' || !number(minor)) return std::nullopt;
+  return std::pair{major, minor};
+}
+
+// The allocator profile a logged torch version runs: the newest profile not newer than it (profiles mark
+// the releases where allocator behaviour changed, docs of sim/version_profile.hpp).
 std::string allocator_profile_for(const std::string& torch_version, std::string& note) {
-  const auto first = torch_version.find('.');
-  const auto second = first == std::string::npos ? std::string::npos : torch_version.find_first_not_of("0123456789", first + 1);
-  const std::string major_minor = first == std::string::npos ? torch_version : torch_version.substr(0, second);
-  for (const sim::VersionProfile& p : sim::VersionProfile::all()) {
-    if (p.name == major_minor) return p.name;
+  const auto version = major_minor(torch_version);
+  const sim::VersionProfile* chosen = nullptr;
+  if (version) {
+    for (const sim::VersionProfile& p : sim::VersionProfile::all()) {
+      const auto profile = major_minor(p.name);
+      if (profile && *profile <= *version) chosen = &p;
+    }
+  }
+  if (chosen != nullptr) {
+    if (chosen->name != std::to_string(version->first) + "." + std::to_string(version->second)) {
+      note = "torch " + torch_version + " runs the allocator of profile " + chosen->name;
+    }
+    return chosen->name;
   }
   note = "torch " + (torch_version.empty() ? std::string("version not logged") : "\"" + torch_version + "\"") +
-         ": no allocator profile of its own, the newest (" + sim::VersionProfile::newest().name + ") is used";
+         ": no allocator profile applies, the newest (" + sim::VersionProfile::newest().name + ") is used";
   return sim::VersionProfile::newest().name;
 }
 

@@ -10,6 +10,7 @@ Run: /usr/bin/python3 -m unittest discover -s python/tests
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -508,6 +509,30 @@ class InvokeAIHook(LogTestCase):
         decision = read_log(self.path)[1]
         self.assertIsNone(decision["free_memory"]["bytes"])
         self.assertEqual(decision["stop_reason"], "not_applicable")
+
+
+@unittest.skipUnless(importlib.util.find_spec("torch"), "torch is not installed (Debian: python3-torch)")
+class RealTorchWithoutGpu(LogTestCase):
+    """Debian's CPU torch, imported lazily by the shim itself: no device answers, so no figure is logged."""
+
+    def test_lazy_import_of_a_cpu_torch(self):
+        import torch
+
+        if torch.cuda.is_available():
+            self.skipTest("a GPU answers torch.cuda: this test is about a CPU-only torch")
+        with DecisionLog(self.path, policy_id="p") as log:
+            self.assertIs(log.memory.torch(), torch)
+            with log.stage("decode", kind="vae_decode",
+                           workload=vae_workload("sdxl", "decode", 1024, 1024, torch.bfloat16, backend="cuda")):
+                log.record_decision(models=["vae"], estimate=torch.tensor(3 * GiB).item())
+            self.assertTrue(log.memory.is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory.")))
+            self.assertFalse(log.memory.is_oom(RuntimeError("shape mismatch")))
+        header, decision, stage = read_log(self.path)
+        self.assertEqual(header["torch"]["version"], str(torch.__version__))
+        self.assertFalse(header["device"]["measured"])
+        self.assertEqual(header["device"]["memory_source"], "none")
+        self.assertIsNone(decision["memory"])
+        self.assertEqual(stage["workload"]["vae"]["dtype"], "bfloat16")
 
 
 class FromEval(unittest.TestCase):

@@ -334,9 +334,23 @@ TEST(DecisionLogCheck, P2FallsBackToTheReferencedStageTraceReplayedCold) {
   EXPECT_EQ(t.t_cold, kPublishedPeak);  // the trace reproduces the published peak exactly
   EXPECT_EQ(t.provenance, sim::ProvenanceKind::kPublishedMeasurement);
   EXPECT_EQ(t.origin.rfind("stage trace " + kTrace, 0), 0u) << t.origin;
-  EXPECT_NE(t.origin.find("torch 2.9 profile"), std::string::npos) << t.origin;
+  EXPECT_NE(t.origin.find("torch 2.9 profile)"), std::string::npos) << t.origin;
   EXPECT_EQ(property(r, "P2").verdict, Verdict::kPass);
   EXPECT_EQ(property(r, "P5").verdict, Verdict::kPass);
+}
+
+TEST(DecisionLogCheck, TheLoggedTorchVersionPicksTheNewestAllocatorProfileNotNewerThanIt) {
+  json s = stage(1, {0}, nullptr);
+  s["working_memory"] = kTrace;
+  json h = header();
+  h["torch"]["version"] = "2.10.0+cu128";
+  DecisionLogReport r = check({h, decision(0, kFixedEstimate, 1), s});
+  EXPECT_NE(r.true_peaks[0].origin.find("torch 2.9 profile; torch 2.10.0+cu128 runs the allocator of profile 2.9)"),
+            std::string::npos)
+      << r.true_peaks[0].origin;
+  h["torch"] = nullptr;
+  r = check({h, decision(0, kFixedEstimate, 1), s});
+  EXPECT_NE(r.true_peaks[0].origin.find("version not logged"), std::string::npos) << r.true_peaks[0].origin;
 }
 
 TEST(DecisionLogCheck, AMissingStageTraceNamesTheLogLine) {
