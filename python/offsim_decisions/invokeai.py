@@ -102,7 +102,11 @@ def _decide(cache: Any, log: DecisionLog, original: Callable, cache_entry: Any, 
     working_mem_bytes = args[0] if args else kwargs.get("working_mem_bytes")
     passed = working_mem_bytes if isinstance(working_mem_bytes, int) and not isinstance(working_mem_bytes, bool) else None
     key = _entry_key(cache_entry)
-    decision = log.decision(models=[key], estimate_passed=passed)
+    try:
+        decision = log.decision(models=[key], estimate_passed=passed)
+    except Exception as e:  # e.g. a negative working_mem_bytes: InvokeAI's business, not the log's
+        warnings.warn(f"offsim_decisions: InvokeAI decision not logged: {e}")
+        return original(cache_entry, *args, **kwargs)
     if passed is None:
         default_gb = getattr(cache, "_execution_device_working_mem_gb", None)
         decision.estimate_source = (f"none passed: cache default device_working_mem_gb = {default_gb}"
@@ -154,9 +158,12 @@ def _decide(cache: Any, log: DecisionLog, original: Callable, cache_entry: Any, 
             setattr(cache, name, fn)
     except Exception:
         patched = {}  # e.g. __slots__: log the decision without evictions/loads
+    error: Optional[BaseException] = None
     try:
-        with decision:
-            return original(cache_entry, *args, **kwargs)
+        return original(cache_entry, *args, **kwargs)
+    except BaseException as e:
+        error = e
+        raise
     finally:
         for name in patched:
             if name in shadowed:
@@ -166,6 +173,10 @@ def _decide(cache: Any, log: DecisionLog, original: Callable, cache_entry: Any, 
                     delattr(cache, name)
                 except AttributeError:
                     pass
+        try:  # write the line (an OOM raised by the load is recorded on it); never raise into InvokeAI
+            decision.__exit__(type(error) if error is not None else None, error, None)
+        except Exception as e:
+            warnings.warn(f"offsim_decisions: InvokeAI decision not logged: {e}")
 
 
 def install_invokeai_hook(cache: Any, log: DecisionLog) -> Callable[[], None]:

@@ -510,6 +510,19 @@ class InvokeAIHook(LogTestCase):
         self.assertIsNone(decision["free_memory"]["bytes"])
         self.assertEqual(decision["stop_reason"], "not_applicable")
 
+    def test_a_log_that_cannot_be_written_never_breaks_the_cache(self):
+        cache, entries = seed_cache(self.device, self.torch)
+        log = self.open_invokeai()
+        invokeai.install_invokeai_hook(cache, log)
+        log.close()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cache.lock(entries["vae"], -1)  # a negative estimate and a closed log
+            cache.lock(entries["vae"], FIXED_ESTIMATE)
+        self.assertEqual(len(caught), 2, [str(w.message) for w in caught])
+        self.assertTrue(all("not logged" in str(w.message) for w in caught))
+        self.assertEqual(entries["vae"].cached_model.cur_vram_bytes(), VAE)
+
 
 @unittest.skipUnless(importlib.util.find_spec("torch"), "torch is not installed (Debian: python3-torch)")
 class RealTorchWithoutGpu(LogTestCase):
