@@ -164,6 +164,18 @@ SegmentMapSummary summarize_segments(const json& segments) {
   return s;
 }
 
+json segments_json(const std::vector<sim::SegmentInfo>& segments) {
+  json out = json::array();
+  for (const sim::SegmentInfo& s : segments) {
+    json blocks = json::array();
+    for (const sim::BlockInfo& b : s.blocks) {
+      blocks.push_back({{"address", b.address}, {"size", b.size}, {"requested_size", b.requested_size}, {"state", sim::to_string(b.state)}});
+    }
+    out.push_back({{"address", s.address}, {"total_size", s.total_size}, {"segment_type", s.is_small ? "small" : "large"}, {"blocks", blocks}});
+  }
+  return out;
+}
+
 json segment_map_chart(const json& segments_json, const std::string& title) {
   const std::vector<Segment> segments = read_segments(segments_json);
   const SegmentMapSummary summary = summarize_segments(segments_json);
@@ -192,8 +204,11 @@ json segment_map_chart(const json& segments_json, const std::string& title) {
   const json x = {{"field", "x0"}, {"type", "quantitative"}, {"scale", {{"domain", {0, row_mib}}, {"nice", false}}},
                   {"axis", {{"title", "MiB within the row (each row is " + format_bytes(row_bytes) +
                                            " of reserved memory; segments in address order, end to end)"}}}};
+  // Row labels: the offset where the row starts, in GiB, or in MiB for small maps.
+  const bool in_gib = row_bytes >= 256 * MiB;
   const json y = {{"field", "r"}, {"type", "ordinal"},
-                  {"axis", {{"title", "offset (GiB)"}, {"labelExpr", "format(datum.value * " + std::to_string(row_mib / 1024.0) + ", '.2f')"}}}};
+                  {"axis", {{"title", in_gib ? "offset (GiB)" : "offset (MiB)"},
+                            {"labelExpr", "format(datum.value * " + std::to_string(in_gib ? row_mib / 1024.0 : row_mib) + (in_gib ? ", '.2f')" : ", 'd')")}}}};
   json kinds = json::array(), colours = json::array();
   for (int k = 0; k < 4; ++k) {
     kinds.push_back(kKindNames[k]);

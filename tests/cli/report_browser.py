@@ -7,7 +7,8 @@ Runs `offsim eval --html` on the default suite, opens the file in headless Chrom
 itself on <body>: data-offsim-report ("ok" only when every chart embedded, drew data marks, and no script
 raised an error, rejected a promise or logged a console error or warning), data-offsim-charts
 ("drawn/total") and data-offsim-problems. Then takes a screenshot (WORK_DIRECTORY/report.png) and checks
-that it is not blank. Exits 0, 77 when Chromium is absent (ctest SKIP_RETURN_CODE), or raises.
+that it is not blank. Where this build's `offsim replay` has --html, the same checks on a replay report of
+a simulated run exported with --export-snapshot. Exits 0, 77 when Chromium is absent (ctest SKIP_RETURN_CODE), or raises.
 """
 import html
 import os
@@ -76,6 +77,21 @@ def png_ink(path):
     return ink / max(1, (width // 4) * height)
 
 
+def check_page(browser, report):
+    """Opens `report` and returns (drawn, total) from what the page recorded about itself."""
+    dom = chromium(browser, "--dump-dom", "file://" + os.path.abspath(report))
+    body = re.search(r"<body(\s[^>]*data-offsim-report=[^>]*)>", dom)  # not a "<body>" inside inlined JS
+    assert body, dom[:2000]
+    attributes = {k: html.unescape(v) for k, v in re.findall(r'(data-offsim-[a-z]+)="([^"]*)"', body.group(1))}
+    problems = attributes.get("data-offsim-problems", "")
+    assert attributes.get("data-offsim-report") == "ok", (report, attributes.get("data-offsim-report"), problems[:3000])
+    drawn, total = (int(x) for x in attributes["data-offsim-charts"].split("/"))
+    with open(report, encoding="utf-8") as f:
+        charts = f.read().count('<div class="chart" id="chart-')
+    assert drawn == total == charts and total > 0, (report, drawn, total, charts)
+    return drawn, total
+
+
 def main():
     offsim, source, work = sys.argv[1:4]
     browser = sys.argv[4] if len(sys.argv) > 4 else "/usr/bin/chromium"
@@ -95,14 +111,23 @@ def main():
     assert "http://" not in re.sub(r"<script>.*?</script>", "", page, flags=re.S).replace("http://www.w3.org", ""), \
         "the page refers to the network outside its inlined libraries"
 
-    dom = chromium(browser, "--dump-dom", "file://" + os.path.abspath(report))
-    body = re.search(r"<body(\s[^>]*data-offsim-report=[^>]*)>", dom)  # not a "<body>" inside inlined JS
-    assert body, dom[:2000]
-    attributes = {k: html.unescape(v) for k, v in re.findall(r'(data-offsim-[a-z]+)="([^"]*)"', body.group(1))}
-    problems = attributes.get("data-offsim-problems", "")
-    assert attributes.get("data-offsim-report") == "ok", (attributes.get("data-offsim-report"), problems[:3000])
-    drawn, total = (int(x) for x in attributes["data-offsim-charts"].split("/"))
-    assert drawn == total == charts, (drawn, total, charts)
+    drawn, total = check_page(browser, report)
+
+    # The replay report, where this build's `offsim replay` writes one: a simulated run exported as a
+    # memory snapshot, replayed.
+    replay_help = subprocess.run([offsim, "replay", "--help"], capture_output=True, text=True, check=False).stdout
+    replayed = ""
+    if "--html" in replay_help:
+        trace = os.path.join(work, "run.pickle")
+        run_report = os.path.join(work, "replay.html")
+        subprocess.run([offsim, "eval", "--quiet", "--no-min-capacity", "--root", source, "--policy", "invokeai@a6724695",
+                        "--suite", "scenarios/default/invokeai-9305-qwen-edit-q8-w7900-rocm.json", "--export-snapshot", trace],
+                       check=True, capture_output=True, timeout=600)
+        result = subprocess.run([offsim, "replay", trace, "--quiet", "--html", run_report], capture_output=True, text=True,
+                                timeout=600, check=False)
+        assert result.returncode == 0 and os.path.exists(run_report), (result.returncode, result.stderr[-2000:])
+        replay_drawn, _ = check_page(browser, run_report)
+        replayed = f"; replay report {replay_drawn} charts"
 
     screenshot = os.path.join(work, "report.png")
     if os.path.exists(screenshot):
@@ -111,7 +136,7 @@ def main():
     ink = png_ink(screenshot)
     assert ink > 0.05, f"the screenshot is nearly blank ({ink:.3f} of pixels drawn)"
     print(f"report_browser: {drawn}/{total} charts drawn with no JavaScript problem; {runs} runs; "
-          f"screenshot {screenshot} ({ink:.0%} ink)")
+          f"screenshot {screenshot} ({ink:.0%} ink){replayed}")
     return 0
 
 

@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
+
+#include "offsim/sim/snapshot.hpp"
 
 namespace offsim::report {
 
@@ -27,5 +30,8 @@ SegmentMapSummary summarize_segments(const nlohmann::json& segments);
 
 /// Vega-Lite spec; `title` names the moment.
 nlohmann::json segment_map_chart(const nlohmann::json& segments, const std::string& title);
+
+/// Segments in the form the chart reads (the eval JSON's), from the simulator's or a trace's segments.
+nlohmann::json segments_json(const std::vector<sim::SegmentInfo>& segments);
 
 }  // namespace offsim::report
