@@ -285,7 +285,7 @@ json scenario_overview_chart(const std::vector<const json*>& results) {
                          {"transform", json::array({{{"calculate", names.dump() + "[datum.p]"}, {"as", "policy"}}, to_gib("b")})},
                          {"mark", {{"type", "line"}, {"interpolate", "step-after"}, {"strokeWidth", 1.4}, {"opacity", 0.85}}},
                          {"encoding", {{"x", x}, {"y", y},
-                                       {"color", {{"field", "policy"}, {"type", "nominal"}, {"title", "policy"}, {"scale", {{"scheme", "tableau10"}}}}},
+                                       {"color", {{"field", "policy"}, {"type", "nominal"}, {"title", "policy"}, {"scale", {{"domain", names}, {"scheme", "tableau10"}}}}},
                                        {"tooltip", json::array({{{"field", "policy"}}, {{"field", "c"}, {"title", "allocator call"}},
                                                                 gib_tooltip("gib", "reserved"), exact_bytes_tooltip("b", "reserved")})}}}},
                         {{"data", {{"values", json::array({{{"b", capacity}, {"bytes", capacity}}})}}},

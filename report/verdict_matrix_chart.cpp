@@ -1,5 +1,7 @@
 #include "offsim/report/verdict_matrix_chart.hpp"
 
+#include <algorithm>
+
 #include "chart_util.hpp"
 
 namespace offsim::report {
@@ -18,13 +20,17 @@ bool applicable(const json& r) { return r.value("failure", std::string()).rfind(
 std::string run_anchor(std::size_t result_index) { return "run-" + std::to_string(result_index); }
 
 json verdict_matrix_chart(const json& results) {
+  // Scenarios and policies in the order they ran (a facet or axis left to itself sorts by name).
   json values = json::array();
-  std::size_t policies = 0;
-  {
-    json seen = json::object();
-    for (const json& r : results) seen[r["policy"].value("id", "")] = true;
-    policies = seen.size();
+  json scenario_order = json::array(), policy_order = json::array();
+  auto add_once = [](json& list, const std::string& name) {
+    if (std::find(list.begin(), list.end(), json(name)) == list.end()) list.push_back(name);
+  };
+  for (const json& r : results) {
+    add_once(scenario_order, r["scenario"].value("name", ""));
+    add_once(policy_order, r["policy"].value("id", ""));
   }
+  const std::size_t policies = policy_order.size();
   for (std::size_t i = 0; i < results.size(); ++i) {
     const json& r = results[i];
     const std::string scenario = r["scenario"].value("name", "");
@@ -49,7 +55,7 @@ json verdict_matrix_chart(const json& results) {
   const json columns = {"run", "P1", "P2", "P3", "P4", "P5"};
   const json x = {{"field", "column"}, {"type", "ordinal"}, {"sort", columns}, {"title", nullptr},
                   {"axis", {{"orient", "top"}, {"labelAngle", 0}}}};
-  const json y = {{"field", "policy"}, {"type", "nominal"}, {"title", nullptr}, {"sort", nullptr}};
+  const json y = {{"field", "policy"}, {"type", "nominal"}, {"title", nullptr}, {"sort", policy_order}};
   const json colour = {{"field", "verdict"}, {"type", "nominal"}, {"title", "verdict"},
                        {"scale", {{"domain", {"pass", "ok", "FAIL", "OOM", "over", "n/a"}},
                                   {"range", {kPassColour, kPassColour, kFailColour, kFailColour, kOverColour, kNotApplicableColour}}}}};
@@ -58,7 +64,7 @@ json verdict_matrix_chart(const json& results) {
   return {{"title", {{"text", "Verdicts: policies x scenarios"}, {"anchor", "start"},
                      {"subtitle", "click a cell to open its memory timeline"}}},
           {"data", {{"values", values}}},
-          {"facet", {{"column", {{"field", "scenario"}, {"type", "nominal"}, {"title", nullptr}, {"sort", nullptr},
+          {"facet", {{"column", {{"field", "scenario"}, {"type", "nominal"}, {"title", nullptr}, {"sort", scenario_order},
                                  {"header", {{"labelAngle", 0}, {"labelLimit", 240}, {"labelFontSize", 11}, {"labelFontWeight", "bold"}}}}}}},
           {"spec", {{"width", {{"step", 34}}},
                     {"height", {{"step", policies > 14 ? 18 : 22}}},
