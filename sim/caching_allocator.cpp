@@ -14,6 +14,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "address_map.hpp"
+#include "free_block_index.hpp"
+#include "node_free_list.hpp"
 #include "offsim/sim/errors.hpp"
 
 namespace offsim::sim {
@@ -38,22 +41,11 @@ struct Block {
   bool allocated = false;
   bool mapped = true;
   bool alive = false;
-  std::vector<StreamId> stream_uses;  // record_stream targets; rare, so a vector is fine
+  bool has_stream_uses = false;  // record_stream targets are in State::stream_uses (rare)
 };
 
-// Keys of BlockComparatorSize (stream, size, ptr) and BlockComparatorAddress (stream, ptr). Keys are
-// copies: a block is always removed from its set before its ptr or size changes, exactly as upstream.
-struct SizeKey {
-  StreamId stream;
-  std::uint64_t size;
-  std::uint64_t ptr;
-  std::uint32_t block;
-  friend bool operator<(const SizeKey& a, const SizeKey& b) {
-    if (a.stream != b.stream) return a.stream < b.stream;
-    if (a.size != b.size) return a.size < b.size;
-    return a.ptr < b.ptr;
-  }
-};
+// Key of BlockComparatorAddress (stream, ptr) for unmapped expandable-segment blocks. A copy: a block
+// is always removed from its set before its ptr or size changes, exactly as upstream.
 struct AddressKey {
   StreamId stream;
   std::uint64_t ptr;
@@ -64,12 +56,41 @@ struct AddressKey {
   }
 };
 
+// A pool (small_blocks / large_blocks): its free mapped blocks ordered by BlockComparatorSize
+// (stream, size, ptr), kept as one FreeBlockIndex per stream in ascending stream order, and its unmapped
+// expandable-segment blocks.
 struct BlockPool {
   explicit BlockPool(bool is_small) : small(is_small) {}
   bool small;
-  std::set<SizeKey> blocks;       // free, mapped blocks
-  std::set<AddressKey> unmapped;  // unmapped expandable-segment blocks
+  std::vector<std::pair<StreamId, std::unique_ptr<FreeBlockIndex>>> streams;
+  std::set<AddressKey, std::less<AddressKey>, NodeFreeList<AddressKey>> unmapped;
   std::uint64_t get_free_blocks_call_count = 0;  // GC age clock
+
+  FreeBlockIndex* find_stream(StreamId stream) const {
+    for (const auto& [s, index] : streams) {
+      if (s == stream) return index.get();
+    }
+    return nullptr;
+  }
+  FreeBlockIndex& stream_index(StreamId stream) {
+    auto it = std::lower_bound(streams.begin(), streams.end(), stream,
+                               [](const auto& entry, StreamId s) { return entry.first < s; });
+    if (it == streams.end() || it->first != stream) it = streams.emplace(it, stream, std::make_unique<FreeBlockIndex>());
+    return *it->second;
+  }
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (const auto& entry : streams) n += entry.second->size();
+    return n;
+  }
+  bool empty() const { return size() == 0; }
+  /// Every free block in comparator order: f(stream, entry).
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const auto& [stream, index] : streams) {
+      index->for_each([&](const FreeBlockIndex::Entry& e) { f(stream, e); });
+    }
+  }
 };
 
 struct ExpandableSegment {
@@ -84,7 +105,7 @@ struct PendingEvent {
   std::uint64_t sequence;  // order of recording; kExplicit completes through a watermark per stream
 };
 
-void update(StatArray& stats, bool small, std::int64_t delta) {
+inline __attribute__((always_inline)) void update(StatArray& stats, bool small, std::int64_t delta) {
   Stat& pool = stats[small ? kSmallPool : kLargePool];
   if (delta >= 0) {
     stats[kAggregate].increase(delta);
@@ -117,7 +138,8 @@ struct CachingAllocator::State {
   BlockPool small_pool{true};
   BlockPool large_pool{false};
   std::vector<ExpandableSegment> expandable_segments;
-  std::unordered_map<std::uint64_t, std::uint32_t> active;  // ptr -> allocated or pending-free block
+  AddressMap active;  // ptr -> allocated or pending-free block
+  std::unordered_map<std::uint32_t, std::vector<StreamId>> stream_uses;  // block -> record_stream targets
   std::map<StreamId, std::deque<PendingEvent>> pending;     // per recorded stream, FIFO
   std::map<StreamId, std::uint64_t> completed_through;      // kExplicit watermarks
   std::uint64_t event_sequence = 0;
@@ -152,7 +174,6 @@ struct CachingAllocator::State {
   }
   void delete_block(std::uint32_t id) {
     blocks[id].alive = false;
-    blocks[id].stream_uses.clear();
     free_ids.push_back(id);
   }
 
@@ -160,11 +181,13 @@ struct CachingAllocator::State {
     Block& b = blocks[id];
     BlockPool& pool = pool_of(b);
     b.gc_count_base = pool.get_free_blocks_call_count;  // BlockPool::insert_into_blocks resets the GC age
-    pool.blocks.insert({b.stream, b.size, b.ptr, id});
+    pool.stream_index(b.stream).insert({b.size, b.ptr, id});
   }
   void erase_from_blocks(std::uint32_t id) {
     const Block& b = blocks[id];
-    pool_of(blocks[id]).blocks.erase({b.stream, b.size, b.ptr, id});
+    FreeBlockIndex* index = pool_of(b).find_stream(b.stream);
+    const FreeBlockIndex::Position p = index->find(b.size, b.ptr);
+    index->erase(p);
   }
   void insert_unmapped(std::uint32_t id) {
     const Block& b = blocks[id];
@@ -272,12 +295,20 @@ struct CachingAllocator::State {
     return alloc_found_block(block, size, orig_size, should_split(block, size));
   }
 
-  // get_free_block without its side effects: the best-fit candidate, or end().
-  std::set<SizeKey>::const_iterator find_free_block(const BlockPool& pool, std::uint64_t size, StreamId stream) const {
-    const auto none = pool.blocks.end();
-    auto it = pool.blocks.lower_bound({stream, size, 0, 0});
-    if (it == none || it->stream != stream) return none;
-    if (is_expandable(it->block)) {
+  struct Candidate {
+    FreeBlockIndex* index;
+    FreeBlockIndex::Position position;
+    std::uint32_t block;
+  };
+
+  // get_free_block without its side effects: the best-fit candidate, if any.
+  std::optional<Candidate> find_free_block(const BlockPool& pool, std::uint64_t size, StreamId stream) const {
+    FreeBlockIndex* index = pool.find_stream(stream);
+    if (index == nullptr) return std::nullopt;
+    const FreeBlockIndex::Position none = index->end();
+    FreeBlockIndex::Position it = index->lower_bound(size, 0);
+    if (it == none) return std::nullopt;
+    if (is_expandable(index->at(it).block)) {
       if (expandable_segments_enabled()) {
         // Best fit measures an expandable block by what it can grow to: a block in front of the unmapped
         // tail is avoided if a later candidate would waste less address space.
@@ -285,33 +316,34 @@ struct CachingAllocator::State {
           const Block& b = blocks[id];
           return b.size + (b.next != kNil && !blocks[b.next].mapped ? blocks[b.next].size : 0);
         };
-        auto next = std::next(it);
-        while (is_expandable(it->block) && next != none && next->stream == stream &&
-               expandable_size(next->block) < expandable_size(it->block)) {
-          it = next++;
+        FreeBlockIndex::Position next = index->next(it);
+        while (is_expandable(index->at(it).block) && next != none &&
+               expandable_size(index->at(next).block) < expandable_size(index->at(it).block)) {
+          it = next;
+          next = index->next(next);
         }
       } else {
         // Expandable segments were turned off after some were created: only non-expandable blocks.
         do {
-          ++it;
-        } while (it != none && is_expandable(it->block) && it->stream == stream);
-        if (it == none || it->stream != stream) return none;
+          it = index->next(it);
+        } while (it != none && is_expandable(index->at(it).block));
+        if (it == none) return std::nullopt;
       }
     }
+    const std::uint64_t found = index->at(it).size;
     // Rule A: a request below max_split_size never takes an oversize block.
-    if (size < config.max_split_size && it->size >= config.max_split_size) return none;
+    if (size < config.max_split_size && found >= config.max_split_size) return std::nullopt;
     // Rule B: an oversize request takes a larger oversize block only within the rounding tolerance.
-    if (size >= config.max_split_size && it->size >= size + config.max_non_split_rounding_size) return none;
-    return it;
+    if (size >= config.max_split_size && found >= size + config.max_non_split_rounding_size) return std::nullopt;
+    return Candidate{index, it, index->at(it).block};
   }
 
   std::uint32_t get_free_block(BlockPool& pool, std::uint64_t size, StreamId stream) {
     if (gc_active()) ++pool.get_free_blocks_call_count;  // GC ages count search calls
-    const auto it = find_free_block(pool, size, stream);
-    if (it == pool.blocks.end()) return kNil;
-    const std::uint32_t id = it->block;
-    pool.blocks.erase(it);
-    return id;
+    const std::optional<Candidate> c = find_free_block(pool, size, stream);
+    if (!c) return kNil;
+    c->index->erase(c->position);
+    return c->block;
   }
 
   // Whether alloc_block(retry=false) would succeed now (no side effects).
@@ -340,7 +372,7 @@ struct CachingAllocator::State {
   bool would_reclaim(std::uint64_t orig_size, StreamId stream) const {
     const std::uint64_t size = round_size(orig_size);
     const BlockPool& pool = size <= kSmallSize ? small_pool : large_pool;
-    if (find_free_block(pool, size, stream) != pool.blocks.end()) return false;
+    if (find_free_block(pool, size, stream)) return false;
     if (gc_active()) {
       const auto gc_limit = static_cast<std::uint64_t>(config.garbage_collection_threshold *
                                                        static_cast<double>(allowed_memory_maximum));
@@ -410,7 +442,7 @@ struct CachingAllocator::State {
     b.allocated = true;
     b.requested_size = orig_size;
     record(TraceAction::kAlloc, b.ptr, orig_size, b.stream);
-    active.emplace(b.ptr, result);
+    active.put(b.ptr, result);
     const auto block_size = static_cast<std::int64_t>(b.size);
     update(stats.allocation, small, 1);
     update(stats.allocated_bytes, small, block_size);
@@ -424,12 +456,12 @@ struct CachingAllocator::State {
   // ---- free (spec section 4) -------------------------------------------------------------------
 
   std::uint32_t find_active(std::uint64_t ptr, const char* what) const {
-    auto it = active.find(ptr);
-    if (it == active.end()) {
+    const std::uint32_t id = active.find(ptr);
+    if (id == AddressMap::kMissing) {
       throw AllocatorUsageError(std::string(what) + ": pointer " + std::to_string(ptr) +
                                 " is not a live allocation (unknown address or already freed)");
     }
-    return it->second;
+    return id;
   }
 
   void free(std::uint64_t ptr) {
@@ -443,7 +475,7 @@ struct CachingAllocator::State {
     update(stats.allocated_bytes, b.small, -static_cast<std::int64_t>(b.size));
     record(TraceAction::kFreeRequested, b.ptr, b.requested_size, b.stream);
     if (b.size >= config.max_split_size) stats.oversize_allocations.decrease(1);
-    if (!b.stream_uses.empty()) {
+    if (b.has_stream_uses) {
       insert_events(id);
     } else {
       free_block(id);
@@ -452,8 +484,10 @@ struct CachingAllocator::State {
 
   void insert_events(std::uint32_t id) {
     // Upstream iterates an unordered stream set; ascending stream ids make the simulation deterministic.
-    std::vector<StreamId> streams = std::move(blocks[id].stream_uses);
-    blocks[id].stream_uses.clear();
+    auto uses = stream_uses.find(id);
+    std::vector<StreamId> streams = std::move(uses->second);
+    stream_uses.erase(uses);
+    blocks[id].has_stream_uses = false;
     std::sort(streams.begin(), streams.end());
     for (StreamId s : streams) {
       ++blocks[id].event_count;
@@ -495,7 +529,7 @@ struct CachingAllocator::State {
 
   bool mergeable(std::uint32_t id) const {
     const Block& b = blocks[id];
-    return !b.allocated && b.event_count == 0 && b.stream_uses.empty();
+    return !b.allocated && b.event_count == 0 && !b.has_stream_uses;
   }
 
   std::uint64_t try_merge_blocks(std::uint32_t dst, std::uint32_t src) {
@@ -574,26 +608,28 @@ struct CachingAllocator::State {
   bool release_available_cached_blocks(BlockPool& pool, std::uint64_t size, StreamId stream) {
     if (config.max_split_size == kUnlimitedSplitSize) return false;
     const std::uint64_t key_size = std::max(size, config.max_split_size);
-    auto it = pool.blocks.lower_bound({stream, key_size, 0, 0});
-    if (it != pool.blocks.end() && it->stream == stream &&
-        !(profile->reclaim_skips_expandable && is_expandable(it->block))) {
-      if (is_expandable(it->block)) old_release_of_expandable();
-      release_block(it->block);
+    FreeBlockIndex* index = pool.find_stream(stream);
+    if (index == nullptr || index->empty()) return false;
+    FreeBlockIndex::Position it = index->lower_bound(key_size, 0);
+    if (it != index->end() && !(profile->reclaim_skips_expandable && is_expandable(index->at(it).block))) {
+      if (is_expandable(index->at(it).block)) old_release_of_expandable();
+      release_block(index->at(it).block);
       return true;
     }
     // No single block is large enough: free oversize blocks from the largest down.
-    if (it == pool.blocks.begin()) return false;
+    if (it == index->begin()) return false;
     std::uint64_t released = 0;
-    --it;
-    while (released < key_size && it->size >= config.max_split_size && it->stream == stream) {
-      const auto current = it;
-      const bool at_begin = it == pool.blocks.begin();
-      if (!at_begin) --it;
-      if (is_expandable(current->block)) {
+    it = index->prev(it);
+    while (released < key_size && index->at(it).size >= config.max_split_size) {
+      const FreeBlockIndex::Entry current = index->at(it);
+      const bool at_begin = it == index->begin();
+      // Stepping back first keeps `it` valid: erasing a later entry never moves an earlier one.
+      if (!at_begin) it = index->prev(it);
+      if (is_expandable(current.block)) {
         if (!profile->reclaim_skips_expandable) old_release_of_expandable();
       } else {
-        released += current->size;
-        release_block(current->block);
+        released += current.size;
+        release_block(current.block);
       }
       if (at_begin) break;
     }
@@ -610,14 +646,14 @@ struct CachingAllocator::State {
   void release_blocks(BlockPool& pool) {
     std::vector<std::uint32_t> to_unmap;
     std::vector<std::uint32_t> to_release;
-    for (const SizeKey& key : pool.blocks) {
-      const Block& b = blocks[key.block];
+    pool.for_each([&](StreamId, const FreeBlockIndex::Entry& e) {
+      const Block& b = blocks[e.block];
       if (b.expandable != kNil) {
-        to_unmap.push_back(key.block);
+        to_unmap.push_back(e.block);
       } else if (b.prev == kNil && b.next == kNil) {
-        to_release.push_back(key.block);
+        to_release.push_back(e.block);
       }
-    }
+    });
     for (std::uint32_t id : to_release) release_block(id);
     for (std::uint32_t id : to_unmap) {
       unmap_block(id);
@@ -638,12 +674,12 @@ struct CachingAllocator::State {
     auto age = [&](std::uint32_t id) { return pool.get_free_blocks_call_count - blocks[id].gc_count_base; };
     double total_age = 0.0;
     std::int64_t count = 0;
-    for (const SizeKey& key : pool.blocks) {
-      if (freeable(key.block)) {
-        total_age += static_cast<double>(age(key.block));
+    pool.for_each([&](StreamId, const FreeBlockIndex::Entry& e) {
+      if (freeable(e.block)) {
+        total_age += static_cast<double>(age(e.block));
         ++count;
       }
-    }
+    });
     if (count == 0) return;
     std::uint64_t reclaimed = 0;
     bool freed = true;
@@ -651,10 +687,11 @@ struct CachingAllocator::State {
       const double threshold_age = total_age / static_cast<double>(count);
       freed = false;
       // Frees every block at least as old as the average, without stopping at the target, so that GC
-      // is not triggered again right away (upstream comment).
-      for (auto it = pool.blocks.begin(); it != pool.blocks.end();) {
-        const std::uint32_t id = it->block;
-        ++it;
+      // is not triggered again right away (upstream comment). Releasing a block does not change the
+      // others' order or age, so collecting the sweep's order first is the same as walking and erasing.
+      std::vector<std::uint32_t> sweep;
+      pool.for_each([&](StreamId, const FreeBlockIndex::Entry& e) { sweep.push_back(e.block); });
+      for (const std::uint32_t id : sweep) {
         if (freeable(id) && static_cast<double>(age(id)) >= threshold_age) {
           if (is_expandable(id)) old_release_of_expandable();
           freed = true;
@@ -839,10 +876,10 @@ struct CachingAllocator::State {
     info.allocated = static_cast<std::uint64_t>(stats.allocated_bytes[kAggregate].current);
     info.reserved = static_cast<std::uint64_t>(stats.reserved_bytes[kAggregate].current);
     if (set_fraction) info.limit = allowed_memory_maximum;
-    for (const SizeKey& key : pool.blocks) {
-      info.free_cached_bytes += key.size;
-      if (key.stream == stream) info.largest_free_cached_block = std::max(info.largest_free_cached_block, key.size);
-    }
+    pool.for_each([&](StreamId s, const FreeBlockIndex::Entry& e) {
+      info.free_cached_bytes += e.size;
+      if (s == stream) info.largest_free_cached_block = std::max(info.largest_free_cached_block, e.size);
+    });
     record(TraceAction::kOom, info.device.free, size, stream);
     ++stats.num_ooms;
     last_oom = info;
@@ -903,9 +940,9 @@ struct CachingAllocator::State {
     f.free_cached = f.reserved - static_cast<std::uint64_t>(stats.active_bytes[kAggregate].current);
     f.inactive_split = static_cast<std::uint64_t>(stats.inactive_split_bytes[kAggregate].current);
     for (const BlockPool* pool : {&small_pool, &large_pool}) {
-      for (const SizeKey& key : pool->blocks) {
-        f.largest_free_block = std::max(f.largest_free_block, key.size);
-        const Block& b = blocks[key.block];
+      pool->for_each([&](StreamId, const FreeBlockIndex::Entry& e) {
+        f.largest_free_block = std::max(f.largest_free_block, e.size);
+        const Block& b = blocks[e.block];
         if (b.expandable == kNil) {
           if (is_split(b)) f.stranded += b.size;
         } else {
@@ -916,7 +953,7 @@ struct CachingAllocator::State {
           const std::uint64_t last = (offset + b.size) / segment.page;
           f.stranded += b.size - (last > first ? (last - first) * segment.page : 0);
         }
-      }
+      });
     }
     return f;
   }
@@ -930,7 +967,7 @@ struct CachingAllocator::State {
 constexpr StreamId kUnknownStream = ~StreamId{0};
 
 void CachingAllocator::State::load_state(const std::vector<SegmentInfo>& segments) {
-  if (!active.empty() || total_allocated_memory != 0 || !small_pool.blocks.empty() || !large_pool.blocks.empty()) {
+  if (active.size() != 0 || total_allocated_memory != 0 || !small_pool.empty() || !large_pool.empty()) {
     throw AllocatorUsageError("load_state: the allocator already holds memory");
   }
   for (const SegmentInfo& segment : segments) {
@@ -984,7 +1021,7 @@ void CachingAllocator::State::load_state(const std::vector<SegmentInfo>& segment
         }
         continue;
       }
-      active.emplace(b.ptr, id);
+      active.put(b.ptr, id);
       update(stats.active, segment.is_small, 1);
       update(stats.active_bytes, segment.is_small, size);
       update(stats.requested_bytes, segment.is_small, static_cast<std::int64_t>(info.requested_size));
@@ -1020,10 +1057,10 @@ void CachingAllocator::State::check_invariants() const {
     }
     if (b.next != kNil && (!blocks[b.next].alive || blocks[b.next].prev != id)) fail("block list broken after " + std::to_string(b.ptr));
     if (b.size == 0 || b.size % kMinBlockSize != 0) fail("block size not a positive multiple of 512");
-    const bool free_block = !b.allocated && b.event_count == 0 && b.stream_uses.empty();
+    const bool free_block = !b.allocated && b.event_count == 0 && !b.has_stream_uses;
     if (free_block && b.next != kNil) {
       const Block& n = blocks[b.next];
-      if (!n.allocated && n.event_count == 0 && n.stream_uses.empty() && n.mapped == b.mapped) {
+      if (!n.allocated && n.event_count == 0 && !n.has_stream_uses && n.mapped == b.mapped) {
         fail("adjacent free blocks not merged at " + std::to_string(b.ptr));
       }
     }
@@ -1039,16 +1076,17 @@ void CachingAllocator::State::check_invariants() const {
     }
     if (free_block) {
       ++free_mapped;
-      auto it = pool_of_const(b).blocks.find({b.stream, b.size, b.ptr, id});
-      if (it == pool_of_const(b).blocks.end() || it->block != id) fail("free block missing from its pool");
+      const FreeBlockIndex* index = pool_of_const(b).find_stream(b.stream);
+      const bool listed = index != nullptr && index->find(b.size, b.ptr) != index->end() &&
+                          index->at(index->find(b.size, b.ptr)).block == id;
+      if (!listed) fail("free block missing from its pool");
       if (!es && is_split(b)) {
         update(recount.inactive_split, b.small, 1);
         update(recount.inactive_split_bytes, b.small, static_cast<std::int64_t>(b.size));
       }
     } else {
       ++live;
-      auto it = active.find(b.ptr);
-      if (it == active.end() || it->second != id) fail("active block missing from the active map");
+      if (active.find(b.ptr) != id) fail("active block missing from the active map");
       update(recount.active, b.small, 1);
       update(recount.active_bytes, b.small, static_cast<std::int64_t>(b.size));
       update(recount.requested_bytes, b.small, static_cast<std::int64_t>(b.requested_size));
@@ -1059,7 +1097,7 @@ void CachingAllocator::State::check_invariants() const {
     }
     update(recount.reserved_bytes, b.small, static_cast<std::int64_t>(b.size));
   }
-  if (free_mapped != small_pool.blocks.size() + large_pool.blocks.size()) fail("pools hold blocks that are not free");
+  if (free_mapped != small_pool.size() + large_pool.size()) fail("pools hold blocks that are not free");
   if (unmapped != small_pool.unmapped.size() + large_pool.unmapped.size()) fail("unmapped sets hold stale blocks");
   if (live != active.size()) fail("active map holds stale entries");
   if (reserved != total_allocated_memory) fail("reserved bytes differ from the sum of mapped blocks");
@@ -1103,11 +1141,14 @@ std::optional<std::uint64_t> CachingAllocator::malloc(std::uint64_t size, Stream
 void CachingAllocator::free(std::uint64_t ptr) { state_->free(ptr); }
 
 void CachingAllocator::record_stream(std::uint64_t ptr, StreamId stream) {
-  Block& b = state_->blocks[state_->find_active(ptr, "record_stream")];
+  const std::uint32_t id = state_->find_active(ptr, "record_stream");
+  Block& b = state_->blocks[id];
   if (!b.allocated) throw AllocatorUsageError("record_stream on a freed pointer " + std::to_string(ptr));
   if (stream == b.stream) return;  // uses on the allocation stream need no synchronization
-  if (std::find(b.stream_uses.begin(), b.stream_uses.end(), stream) == b.stream_uses.end()) {
-    b.stream_uses.push_back(stream);
+  std::vector<StreamId>& uses = state_->stream_uses[id];
+  b.has_stream_uses = true;
+  if (std::find(uses.begin(), uses.end(), stream) == uses.end()) {
+    uses.push_back(stream);
   }
 }
 
@@ -1161,8 +1202,8 @@ std::uint64_t CachingAllocator::block_size(std::uint64_t ptr) const {
   return state_->blocks[state_->find_active(ptr, "block_size")].size;
 }
 bool CachingAllocator::is_live(std::uint64_t ptr) const {
-  auto it = state_->active.find(ptr);
-  return it != state_->active.end() && state_->blocks[it->second].allocated;
+  const std::uint32_t id = state_->active.find(ptr);
+  return id != AddressMap::kMissing && state_->blocks[id].allocated;
 }
 const AllocatorConfig& CachingAllocator::config() const { return state_->config; }
 const VersionProfile& CachingAllocator::profile() const { return *state_->profile; }

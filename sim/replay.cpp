@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "address_map.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/errors.hpp"
@@ -38,7 +39,7 @@ class Replayer {
       allocator_.load_state(trace.initial_segments);
       for (const SegmentInfo& segment : trace.initial_segments) {
         for (const BlockInfo& block : segment.blocks) {
-          if (block.state == BlockState::kActiveAllocated) address_map_.emplace(block.address, block.address);
+          if (block.state == BlockState::kActiveAllocated) address_map_.put(block.address, block.address);
         }
       }
       result_.notes.push_back(trace.metadata.reconstructed_initial_state
@@ -131,7 +132,7 @@ class Replayer {
     begin_call(at);
     allocator_.empty_cache();
     flushed_.assign(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
-    end_call(flushed_, "empty_cache() before event " + std::to_string(at));
+    end_call(flushed_, [at] { return "empty_cache() before event " + std::to_string(at); });
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
   }
 
@@ -181,12 +182,12 @@ class Replayer {
     const std::optional<std::uint64_t> ptr = allocator_.malloc(e.size, e.stream);
     device_.clear_preferred_address();
     ++result_.requests;
-    end_call(pending_, "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i));
+    end_call(pending_, [&e, i] { return "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i); });
     pending_.clear();
 
     if (ptr) {
       if (e.action == TraceAction::kAlloc) {
-        address_map_[e.addr] = *ptr;
+        address_map_.put(e.addr, *ptr);
       } else {
         // The real run failed here and the program went on without the memory.
         allocator_.free(*ptr);
@@ -218,14 +219,13 @@ class Replayer {
     const TraceEvent& e = events_[i];
     const bool completes_now = i + 1 < events_.size() && events_[i + 1].action == TraceAction::kFreeCompleted &&
                                events_[i + 1].addr == e.addr;
-    auto it = address_map_.find(e.addr);
-    if (it == address_map_.end()) {
+    const std::uint64_t ptr = address_map_.find(e.addr);
+    if (ptr == AddressTable<std::uint64_t>::kMissing) {
       if (dropped_.erase(e.addr) == 0) ++unknown_frees_;
       if (options_.compare) result_.events_total += completes_now ? 2 : 1;
       return completes_now ? i + 1 : i;
     }
-    const std::uint64_t ptr = it->second;
-    address_map_.erase(it);
+    address_map_.erase(e.addr);
     if (!completes_now) {
       ++deferred_frees_;
       allocator_.record_stream(ptr, kRecordedUseStream);
@@ -236,7 +236,7 @@ class Replayer {
     expected_.clear();
     expected_.push_back(i);
     if (completes_now) expected_.push_back(i + 1);
-    end_call(expected_, "free at event " + std::to_string(i));
+    end_call(expected_, [i] { return "free at event " + std::to_string(i); });
     return completes_now ? i + 1 : i;
   }
 
@@ -253,11 +253,11 @@ class Replayer {
     pending_frees_.erase(it);
     begin_call(i);
     if (allocator_.is_live(ptr) || !completes_pending(ptr)) {
-      end_call_single(i, "free_completed at event " + std::to_string(i));
+      end_call_single(i);
       return;
     }
     allocator_.complete_pending_free(ptr);
-    end_call_single(i, "free_completed at event " + std::to_string(i));
+    end_call_single(i);
   }
 
   bool completes_pending(std::uint64_t ptr) {
@@ -275,10 +275,10 @@ class Replayer {
     simulated_.clear();
   }
 
-  void end_call_single(std::size_t i, const std::string& context) {
+  void end_call_single(std::size_t i) {
     expected_.clear();
     expected_.push_back(i);
-    end_call(expected_, context);
+    end_call(expected_, [i] { return "free_completed at event " + std::to_string(i); });
   }
 
   bool same(const TraceEvent& want, const TraceEvent& got) const {
@@ -291,7 +291,10 @@ class Replayer {
     return want.addr == got.addr;
   }
 
-  void end_call(const std::vector<std::size_t>& expected, const std::string& context) {
+  // `context` is called only when this call holds the first divergence (building strings per call
+  // would cost more than the simulation).
+  template <typename Context>
+  void end_call(const std::vector<std::size_t>& expected, Context&& context) {
     if (!options_.compare) return;
     result_.events_total += expected.size();
     const std::size_t common = std::min(expected.size(), simulated_.size());
@@ -306,7 +309,7 @@ class Replayer {
     if (first_bad == common && expected.size() == simulated_.size()) return;
     if (result_.first_divergence) return;
     ReplayDivergence d;
-    d.context = context;
+    d.context = context();
     if (first_bad < common) {
       d.event_index = expected[first_bad];
       d.expected = events_[expected[first_bad]];
@@ -346,7 +349,7 @@ class Replayer {
   std::vector<TraceEvent> simulated_;
   std::vector<std::size_t> pending_;
   std::vector<std::size_t> expected_;
-  std::unordered_map<std::uint64_t, std::uint64_t> address_map_;    // recorded -> simulated address
+  AddressTable<std::uint64_t> address_map_;                          // recorded -> simulated address
   std::unordered_map<std::uint64_t, std::uint64_t> pending_frees_;   // recorded -> simulated, deferred
   std::unordered_set<std::uint64_t> dropped_;  // recorded allocations that failed in the simulation
   std::size_t stride_ = 1;
