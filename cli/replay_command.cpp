@@ -7,12 +7,14 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "offsim/report/replay_report.hpp"
 #include "offsim/sim/atomic_output_file.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/replay.hpp"
 #include "offsim/sim/trace_formats.hpp"
 #include "progress.hpp"
+#include "repository_root.hpp"
 #include "table.hpp"
 
 namespace offsim::cli {
@@ -36,6 +38,7 @@ struct ReplayCliOptions {
   bool strict = false;
   bool quiet = false;
   std::string json_path;
+  std::string html_path;
 };
 
 json event_json(const TraceEvent& e) {
@@ -105,6 +108,9 @@ json result_json(const Trace& trace, const ReplayResult& r, const std::optional<
 }
 
 int run(const ReplayCliOptions& o) {
+  // The report's JavaScript is loaded first, so that a missing `npm ci` fails before a long replay.
+  std::optional<report::VegaAssets> assets;
+  if (!o.html_path.empty()) assets = report::load_vega_assets({repository_root(""), std::filesystem::path(OFFSIM_SOURCE_DIR)});
   SnapshotReadOptions read;
   read.device = o.device;
   read.reconstruct_initial_state = !o.no_rewind;
@@ -182,6 +188,10 @@ int run(const ReplayCliOptions& o) {
     out.write("\n");
     out.commit();
   }
+  if (assets) {
+    report::write_replay_report(r, trace, *assets, o.html_path, m);
+    if (!o.quiet) std::cout << "wrote " << o.html_path << " (open it in a browser; it needs no network)\n";
+  }
   if (o.strict && (r.first_divergence || r.events_matched != r.events_total)) return kExitFailed;
   return kExitOk;
 }
@@ -203,6 +213,7 @@ void add_replay_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--min-capacity", o->min_capacity, "search the smallest device that runs the trace");
   cmd->add_flag("--strict", o->strict, "exit 1 when the simulation diverges from the record");
   cmd->add_option("--json", o->json_path, "write the result as JSON (docs/replay_json.md)");
+  cmd->add_option("--html", o->html_path, "write a self-contained HTML report with charts (docs/reports.md)");
   cmd->add_flag("--quiet,-q", o->quiet, "no progress line");
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
