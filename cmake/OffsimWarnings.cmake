@@ -12,8 +12,10 @@ if(OFFSIM_WERROR)
   target_compile_options(offsim_build_options INTERFACE -Werror)
 endif()
 if(OFFSIM_SANITIZE)
+  # GCC's -Wmaybe-uninitialized reports false positives on instrumented code (its manual says the warning
+  # depends on optimization; sanitizers change the optimized code), e.g. on std::optional<std::string>.
   target_compile_options(offsim_build_options INTERFACE -fsanitize=${OFFSIM_SANITIZE} -fno-omit-frame-pointer
-                                                        -fno-sanitize-recover=all)
+                                                        -fno-sanitize-recover=all -Wno-maybe-uninitialized)
   target_link_options(offsim_build_options INTERFACE -fsanitize=${OFFSIM_SANITIZE})
 endif()
 

@@ -141,6 +141,7 @@ json to_json(const EvalResult& result, std::size_t timeline_points) {
                         {"facts", scenario.facts}, {"device_total_bytes", run.device_total},
                         {"platform", scenario.device.platform == sim::Platform::kRocm ? "rocm" : "cuda"},
                         {"alloc_conf", scenario.alloc_conf}, {"torch", scenario.torch->name}, {"calls", scenario.calls}}},
+          {"allocator_model", run.allocator_model},
           {"completed", run.completed},
           {"failure", run.failure},
           {"diagnosis", result.properties.diagnosis},

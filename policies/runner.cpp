@@ -45,9 +45,9 @@ class RecordingBackend final : public MemoryBackend {
   std::string name() const override { return inner_.name(); }
 
  private:
-  void tick() { inner_.allocator().set_time_us(static_cast<std::int64_t>(samples_)); }
+  void tick() { inner_.set_time_us(static_cast<std::int64_t>(samples_)); }
   void sample() {
-    if (segments_at_ && *segments_at_ == samples_) *segments_out_ = inner_.allocator().segments();
+    if (segments_at_ && *segments_at_ == samples_) *segments_out_ = inner_.segments();
     ++samples_;
     if (timeline_ == nullptr) return;
     const MemoryStats s = inner_.stats();
@@ -129,7 +129,7 @@ bool apply_prior_history(MemoryBackend& backend, const Scenario& scenario,
 }
 
 std::uint64_t releasable_and_stranded(const SimBackend& sim, std::uint64_t& stranded) {
-  const sim::FragmentationInfo f = sim.allocator().fragmentation();
+  const sim::FragmentationInfo f = sim.fragmentation();
   stranded = f.stranded;
   return f.free_cached - f.stranded;
 }
@@ -176,6 +176,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
   if (options.capacity) device.total_bytes = *options.capacity;
   record.device_total = device.total_bytes;
   SimBackend sim(device, sim::AllocatorConfig::parse(scenario.alloc_conf, *scenario.torch), *scenario.torch);
+  record.allocator_model = sim.name();
   RecordingBackend backend(sim, options.record_timeline ? &record.timeline : nullptr, options.segments_at_sample,
                            &record.sampled_segments);
   RunContext context(scenario, backend);
@@ -201,7 +202,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
     for (const StageRecord& s : record.stages) record.evictions += s.decision.evictions.size();
     if (options.keep_trace) {
       record.trace = std::move(sim.trace());
-      record.final_segments = sim.allocator().segments();
+      record.final_segments = sim.segments();
     }
   };
 
@@ -245,7 +246,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
         rec.decision = policy.prepare(context, where);
         if (rec.decision.load_oom) {
           rec.oom = rec.decision.load_oom;
-          rec.oom_segments = sim.allocator().segments();
+          rec.oom_segments = sim.segments();
         } else {
           const MemoryStats before = backend.stats();
           rec.driver_free_before = backend.mem_get_info().free;
@@ -262,7 +263,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
             rec.handled_ooms = out.handled_ooms;
             if (out.oom) {
               rec.oom = out.oom;
-              rec.oom_segments = sim.allocator().segments();
+              rec.oom_segments = sim.segments();
             }
           }
           if (stage.working_memory) {

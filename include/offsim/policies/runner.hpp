@@ -59,6 +59,7 @@ struct TimelinePoint {
 struct RunRecord {
   PolicyInfo policy;
   std::string scenario;
+  std::string allocator_model;  // e.g. "sim:native (PyTorch 2.9)"; the cudaMallocAsync model says it is approximate
   std::uint64_t device_total = 0;
   bool completed = false;
   std::string failure;  // empty when completed

@@ -1,4 +1,5 @@
-// MemoryBackend over the simulated device and caching allocator.
+// MemoryBackend over the simulated device and allocator: PyTorch's native caching allocator, or the coarse
+// cudaMallocAsync pool model when the settings say backend:cudaMallocAsync (labelled approximate).
 #pragma once
 
 #include <memory>
@@ -6,6 +7,7 @@
 
 #include "offsim/policies/memory_backend.hpp"
 #include "offsim/sim/allocator_config.hpp"
+#include "offsim/sim/async_pool_allocator.hpp"
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/device.hpp"
 #include "offsim/sim/trace_event.hpp"
@@ -27,16 +29,26 @@ class SimBackend final : public MemoryBackend {
   const OomReport& last_oom() const override;
   std::string name() const override;
 
-  /// The simulated pieces, for inspection (snapshots, fragmentation) and for device-side events.
+  /// True for the cudaMallocAsync pool model: no segments, no fragmentation inside the pool.
+  bool approximate() const { return async_ != nullptr; }
+  /// The segment map (empty for the pool model) and fragmentation, whichever allocator runs.
+  std::vector<sim::SegmentInfo> segments() const;
+  sim::FragmentationInfo fragmentation() const;
+  /// Timestamp stamped on later trace entries.
+  void set_time_us(std::int64_t time_us);
+
+  /// The simulated pieces, for inspection and for device-side events. allocator() is the native caching
+  /// allocator; it throws ConfigError under backend:cudaMallocAsync.
   sim::Device& device() { return *device_; }
-  sim::CachingAllocator& allocator() { return *allocator_; }
-  const sim::CachingAllocator& allocator() const { return *allocator_; }
+  sim::CachingAllocator& allocator();
+  const sim::CachingAllocator& allocator() const;
   /// Every allocator event since construction (or the last clear).
   std::vector<sim::TraceEvent>& trace() { return trace_; }
 
  private:
   std::unique_ptr<sim::Device> device_;
-  std::unique_ptr<sim::CachingAllocator> allocator_;
+  std::unique_ptr<sim::CachingAllocator> allocator_;   // backend:native
+  std::unique_ptr<sim::AsyncPoolAllocator> async_;     // backend:cudaMallocAsync
   std::vector<sim::TraceEvent> trace_;
   OomReport last_oom_;
 };
