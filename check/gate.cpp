@@ -51,6 +51,7 @@ GateResult run_gate(const GateOptions& options) {
   GeneratorInputs inputs;
   inputs.points = policies::load_published_points(options.root);
   inputs.root = options.root;
+  inputs.scope = options.scope;
   OutcomeCache cache(options.root);
   for (std::size_t i = 0; i < units.size(); ++i) {
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

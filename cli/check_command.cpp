@@ -2,6 +2,7 @@
 // policies, a time budget, exit code 0/1, JUnit XML, one command to replay any failure; --corpus runs the
 // known-bug corpus (each buggy variant must be found, each fixed one must pass); --shard I/N spreads the
 // work over machines and --merge joins their JSON results.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -39,6 +40,8 @@ struct CheckOptions {
   std::string root;
   std::string replay;
   std::vector<std::string> merge;
+  std::vector<std::string> pipelines;
+  std::vector<std::string> alloc_confs;
   bool corpus = false;
   bool quiet = false;
   std::string decisions;  // --decisions LOG (decision-log mode)
@@ -193,6 +196,16 @@ int run(const CheckOptions& o) {
     options.time_budget_seconds = o.time_budget;
     options.root = root;
     options.counterexample_dir = o.out;
+    options.scope.pipelines = o.pipelines;
+    options.scope.alloc_confs = o.alloc_confs;
+    for (const std::string& name : o.pipelines) {
+      const auto& all = pipeline_templates();
+      if (std::none_of(all.begin(), all.end(), [&](const PipelineTemplate& t) { return t.name == name; })) {
+        std::string known;
+        for (const PipelineTemplate& t : all) known += (known.empty() ? "" : ", ") + t.name;
+        throw ConfigError("--pipeline " + name + ": unknown pipeline (known: " + known + ")");
+      }
+    }
     if (!o.shard.empty()) {
       const auto slash = o.shard.find('/');
       try {
@@ -253,6 +266,8 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--junit", o->junit, "Write JUnit XML here");
   cmd->add_option("--json", o->json, "Write results as JSON (mergeable with --merge)");
   cmd->add_option("--merge", o->merge, "Merge the --json results of shards instead of running");
+  cmd->add_option("--pipeline", o->pipelines, "Draw only from these pipelines (repeatable; default: all)");
+  cmd->add_option("--alloc-conf", o->alloc_confs, "Draw only these allocator settings (repeatable; \"\" = default)");
   cmd->add_option("--out", o->out, "Folder for shrunk counterexamples (scenario JSON)");
   cmd->add_option("--replay", o->replay, "Re-check one stored counterexample scenario (with --policy and --property)");
   cmd->add_option("--root", o->root, "offsim checkout holding traces/ and scenarios/");

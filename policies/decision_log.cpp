@@ -796,7 +796,9 @@ DecisionLogReport check_decision_log(const DecisionLog& log, const DecisionLogOp
         const std::uint64_t releasable = *s.before->reserved - *s.before->allocated - s.before->inactive_split.value_or(0);
         diagnosis = "accounting fault: F_P = " + signed_bytes(*last_fp->free_memory) + " > driver free " +
                     format_bytes(*s.before->free) + " + releasable cache " + format_bytes(releasable) +
-                    " (the policy counts stranded bytes)";
+                    " (the policy counts bytes it cannot obtain: " +
+                    format_bytes(s.before->inactive_split.value_or(0)) +
+                    " stranded in split segments, the rest held by tensors outside the cache)";
       } else if (t.t_cold && t.t_warm && *t.t_warm > *t.t_cold) {
         diagnosis = "fragmentation fault: T_warm = " + format_bytes(*t.t_warm) + " > T_cold = " + format_bytes(*t.t_cold) +
                     (s.before && s.before->inactive_split ? "; " + format_bytes(*s.before->inactive_split) + " stranded in split segments"

@@ -155,9 +155,15 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
                     r.working_memory_label + "]";
       } else if (d.free_memory &&
                  *d.free_memory > static_cast<std::int64_t>(r.driver_free_before + r.releasable_before)) {
+        // The overcount is either cached bytes in partly used segments (empty_cache cannot release them)
+        // or bytes held by live tensors the cache does not own (InvokeAI's `free + memory_allocated() -
+        // cache in use` counts every allocated byte that is not a cached model as available).
+        const std::uint64_t obtainable = r.driver_free_before + r.releasable_before;
         diagnosis = "accounting fault: F_P = " + signed_bytes(*d.free_memory) + " > driver free " +
                     gib(r.driver_free_before) + " + releasable cache " + gib(r.releasable_before) +
-                    " (the policy counts stranded bytes)";
+                    "; the policy counts " + gib(static_cast<std::uint64_t>(*d.free_memory) - obtainable) +
+                    " it cannot obtain (" + gib(r.stranded_before) +
+                    " stranded in split segments, the rest held by tensors outside the cache)";
       } else if (r.t_cold && r.t_warm > *r.t_cold) {
         diagnosis = "fragmentation fault: T_warm = " + gib(r.t_warm) + " > T_cold = " + gib(*r.t_cold) + "; " +
                     gib(r.stranded_before) + " stranded in split segments";

@@ -444,7 +444,8 @@ TEST(DecisionLogCheck, P3DiagnosesAnAccountingFault) {
   const DecisionLogReport r = check({header(), decision(0, kFixedEstimate, 20 * static_cast<std::int64_t>(GiB)), s});
   EXPECT_EQ(r.diagnosis,
             "accounting fault: F_P = 20.00 GiB > driver free 8.00 GiB + releasable cache 1024.00 MiB (the policy counts "
-            "stranded bytes)");
+            "bytes it cannot obtain: 1024.00 MiB stranded in split segments, the rest held by tensors outside the "
+            "cache)");
 }
 
 TEST(DecisionLogCheck, P3DiagnosesFragmentationAndTheRest) {

@@ -21,6 +21,7 @@ struct GateOptions {
   int shard_index = 0;                       // run only units with index % shard_count == shard_index
   int shard_count = 1;
   std::filesystem::path root;
+  GeneratorScope scope;                      // pipelines / allocator settings to draw from (empty: all)
   std::filesystem::path counterexample_dir;  // where shrunk counterexamples are written
   std::function<void(std::size_t done, std::size_t total)> progress;
 };
