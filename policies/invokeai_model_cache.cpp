@@ -295,7 +295,9 @@ class InvokeAIModelCache final : public Policy {
       // is held on top of the activations.
       std::uint64_t largest = 0;
       for (std::size_t i = 0; i < model.manifest().tensors.size(); ++i) {
-        if (!model.on_device(i)) largest = std::max(largest, model.manifest().tensors[i].bytes);
+        if (model.on_device(i)) continue;
+        largest = std::max(largest, model.manifest().tensors[i].bytes);
+        decision.streamed_to_device += model.manifest().tensors[i].bytes;
       }
       decision.streamed_weights = std::max(decision.streamed_weights, largest);
     }

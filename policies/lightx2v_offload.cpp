@@ -111,6 +111,14 @@ class LightX2VOffload final : public Policy {
       std::optional<std::uint64_t> loaded = 0;
       if (is_transformer(context, id) && settings_.cpu_offload) {
         loaded = transformer_step_start(context, id, step);
+        if (loaded && settings_.granularity != Granularity::kModel) {
+          // Blocks not resident are copied into the init-time buffers once per step (the prefetch of
+          // block i+1 while block i runs): traffic without new allocations.
+          const auto& tensors = model.manifest().tensors;
+          for (std::size_t t = 0; t < tensors.size(); ++t) {
+            if (!is_non_block(tensors[t]) && !model.on_device(t)) decision.streamed_to_device += tensors[t].bytes;
+          }
+        }
       } else if (offloaded_between_uses(context, id)) {
         loaded = model.load_all(context.backend());  // e.g. text_encoder.to(AI_DEVICE)
       }

@@ -14,6 +14,32 @@ std::string signed_bytes(std::int64_t bytes) {
   return bytes < 0 ? "-" + format_bytes(static_cast<std::uint64_t>(-bytes)) : format_bytes(static_cast<std::uint64_t>(bytes));
 }
 
+// F_P against what the stage could obtain. F_P is measured before this stage's weights load, the stage's
+// memory after, so the loaded weights come off F_P first. What the stage can obtain is the driver's free
+// memory, capped by per_process_memory_fraction (PyTorch refuses a segment once reserved + size exceeds
+// allowed_memory_maximum, whatever the driver has free), plus cached bytes empty_cache() can return.
+std::optional<std::string> accounting_fault(const StageRecord& r, const StageDecision& d) {
+  if (!d.free_memory) return std::nullopt;
+  const std::int64_t counted = *d.free_memory - static_cast<std::int64_t>(d.weights_loaded);
+  std::uint64_t headroom = r.driver_free_before;
+  const bool capped = r.memory_limit && *r.memory_limit - std::min(*r.memory_limit, r.reserved_before) < headroom;
+  if (capped) headroom = *r.memory_limit - std::min(*r.memory_limit, r.reserved_before);
+  const std::uint64_t obtainable = headroom + r.releasable_before;
+  if (counted <= static_cast<std::int64_t>(obtainable)) return std::nullopt;
+  const std::string over = gib(static_cast<std::uint64_t>(counted) - obtainable);
+  const std::string counted_text = "F_P - W_load = " + signed_bytes(*d.free_memory) + " - " + gib(d.weights_loaded);
+  if (capped) {
+    return "memory-fraction fault: " + counted_text + " > " + gib(obtainable) + " obtainable under " +
+           "per_process_memory_fraction (cap " + gib(*r.memory_limit) + ", reserved " + gib(r.reserved_before) +
+           ", releasable cache " + gib(r.releasable_before) + "); the policy counts " + over +
+           " of driver free memory above the cap";
+  }
+  return "accounting fault: " + counted_text + " > driver free " + gib(r.driver_free_before) +
+         " + releasable cache " + gib(r.releasable_before) + "; the policy counts " + over +
+         " it cannot obtain (" + gib(r.stranded_before) +
+         " stranded in split segments, the rest held by tensors outside the cache)";
+}
+
 std::string where(const Scenario& scenario, const StageRecord& r) {
   std::string out = "stage \"" + r.stage + "\"";
   if (scenario.calls > 1 || r.call > 0) out += " call " + std::to_string(r.call + 1);
@@ -153,17 +179,8 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
       } else if (d.estimate && r.t_cold && *d.estimate < *r.t_cold) {
         diagnosis = "estimator fault: E = " + gib(*d.estimate) + " < T_cold = " + gib(*r.t_cold) + " [" +
                     r.working_memory_label + "]";
-      } else if (d.free_memory &&
-                 *d.free_memory > static_cast<std::int64_t>(r.driver_free_before + r.releasable_before)) {
-        // The overcount is either cached bytes in partly used segments (empty_cache cannot release them)
-        // or bytes held by live tensors the cache does not own (InvokeAI's `free + memory_allocated() -
-        // cache in use` counts every allocated byte that is not a cached model as available).
-        const std::uint64_t obtainable = r.driver_free_before + r.releasable_before;
-        diagnosis = "accounting fault: F_P = " + signed_bytes(*d.free_memory) + " > driver free " +
-                    gib(r.driver_free_before) + " + releasable cache " + gib(r.releasable_before) +
-                    "; the policy counts " + gib(static_cast<std::uint64_t>(*d.free_memory) - obtainable) +
-                    " it cannot obtain (" + gib(r.stranded_before) +
-                    " stranded in split segments, the rest held by tensors outside the cache)";
+      } else if (const std::optional<std::string> fault = accounting_fault(r, d)) {
+        diagnosis = *fault;
       } else if (r.t_cold && r.t_warm > *r.t_cold) {
         diagnosis = "fragmentation fault: T_warm = " + gib(r.t_warm) + " > T_cold = " + gib(*r.t_cold) + "; " +
                     gib(r.stranded_before) + " stranded in split segments";

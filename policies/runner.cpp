@@ -197,9 +197,12 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
       record.bytes_to_host += context.model(m.id).bytes_to_host();
       record.bytes_offloaded += context.model(m.id).bytes_unloaded();
     }
+    for (const StageRecord& s : record.stages) {
+      record.evictions += s.decision.evictions.size();
+      record.bytes_to_device += s.decision.streamed_to_device;  // never resident, so not in the models' counters
+    }
     record.transfer_seconds =
         static_cast<double>(record.bytes_to_device + record.bytes_to_host) / scenario.pcie_bytes_per_second;
-    for (const StageRecord& s : record.stages) record.evictions += s.decision.evictions.size();
     if (options.keep_trace) {
       record.trace = std::move(sim.trace());
       record.final_segments = sim.segments();
@@ -253,6 +256,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
           rec.reserved_before = before.reserved;
           rec.allocated_before = before.allocated;
           rec.releasable_before = releasable_and_stranded(sim, rec.stranded_before);
+          rec.memory_limit = sim.memory_limit();
           rec.streamed_weights = rec.decision.streamed_weights;
           if (stage.working_memory || rec.streamed_weights > 0) {
             fold_peaks();
@@ -285,7 +289,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
           h2d_after += context.model(id).bytes_to_device();
           d2h_after += context.model(id).bytes_to_host();
         }
-        rec.bytes_to_device = h2d_after - h2d_before;
+        rec.bytes_to_device = h2d_after - h2d_before + rec.decision.streamed_to_device;
         rec.bytes_to_host = d2h_after - d2h_before;
         rec.timeline_end = record.timeline.size();
         const bool failed = rec.oom.has_value();

@@ -68,6 +68,10 @@ std::string SimBackend::name() const {
 }
 
 std::vector<sim::SegmentInfo> SimBackend::segments() const { return async_ ? std::vector<sim::SegmentInfo>{} : allocator_->segments(); }
+std::optional<std::uint64_t> SimBackend::memory_limit() const {
+  return async_ ? std::nullopt : allocator_->memory_limit();
+}
+
 sim::FragmentationInfo SimBackend::fragmentation() const {
   return async_ ? async_->fragmentation() : allocator_->fragmentation();
 }

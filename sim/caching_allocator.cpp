@@ -1198,6 +1198,11 @@ bool CachingAllocator::would_reclaim(std::uint64_t size, StreamId stream) const 
 }
 FragmentationInfo CachingAllocator::fragmentation() const { return state_->fragmentation(); }
 
+std::optional<std::uint64_t> CachingAllocator::memory_limit() const {
+  if (!state_->set_fraction) return std::nullopt;
+  return state_->allowed_memory_maximum;
+}
+
 std::uint64_t CachingAllocator::block_size(std::uint64_t ptr) const {
   return state_->blocks[state_->find_active(ptr, "block_size")].size;
 }

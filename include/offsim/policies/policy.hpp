@@ -46,6 +46,10 @@ struct StageDecision {
   /// (InvokeAI's autocast layers, ComfyUI's lowvram cast): the largest such copy is held on top of the
   /// stage's working memory.
   std::uint64_t streamed_weights = 0;
+  /// Host-to-device bytes of this step that never become resident: blocks copied into preallocated
+  /// buffers (LightX2V block offload), per-forward copies of non-resident layers (InvokeAI partial load).
+  /// Counted as traffic only; the memory they occupy is the buffers or streamed_weights.
+  std::uint64_t streamed_to_device = 0;
 };
 
 /// What a policy says about residency after a request (P4).

@@ -29,6 +29,7 @@ struct StageRecord {
   std::uint64_t allocated_before = 0;
   std::uint64_t releasable_before = 0;  // cached bytes empty_cache() would return (whole free segments)
   std::uint64_t stranded_before = 0;    // free bytes in segments that hold live blocks
+  std::optional<std::uint64_t> memory_limit;  // per_process_memory_fraction cap on reserved bytes
   std::uint64_t t_warm = 0;             // peak reserved growth while the working memory ran
   std::optional<std::uint64_t> t_cold;  // same from an emptied allocator holding only the stage's weights
   std::uint64_t streamed_weights = 0;   // transient weight copies of a partially loaded model

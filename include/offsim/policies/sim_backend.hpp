@@ -34,6 +34,8 @@ class SimBackend final : public MemoryBackend {
   /// The segment map (empty for the pool model) and fragmentation, whichever allocator runs.
   std::vector<sim::SegmentInfo> segments() const;
   sim::FragmentationInfo fragmentation() const;
+  /// per_process_memory_fraction's cap on reserved bytes (none under the pool model, which has no cap).
+  std::optional<std::uint64_t> memory_limit() const;
   /// Timestamp stamped on later trace entries.
   void set_time_us(std::int64_t time_us);
 

@@ -101,6 +101,8 @@ class CachingAllocator {
   void empty_cache();
   /// torch.cuda.set_per_process_memory_fraction(fraction). Throws AllocatorUsageError outside [0, 1].
   void set_memory_fraction(double fraction);
+  /// The cap set_memory_fraction put on reserved bytes (PyTorch's allowed_memory_maximum), if any.
+  std::optional<std::uint64_t> memory_limit() const;
   /// torch._C._accelerator_setAllocatorSettings(settings) at runtime.
   void update_settings(std::string_view settings);
 
