@@ -83,6 +83,18 @@ std::uint64_t manifest_bytes(const std::filesystem::path& root, const std::strin
 
 }  // namespace
 
+const std::vector<std::string>& generated_alloc_confs() {
+  // No roundup_power2_divisions: every generated working memory is a minimal published trace (one block
+  // of the measured peak), and rounding that one block (10.06 GiB -> 12.00 GiB at 4 divisions) stands in
+  // for the per-tensor rounding of the real decode, which nobody published. Such cases failed P2/P3 on the
+  // rounding artefact alone; the setting stays covered by the allocator's differential tests and by
+  // scenarios with tensor-level traces.
+  static const std::vector<std::string> kConfs = {
+      "", "expandable_segments:True", "max_split_size_mb:128", "max_split_size_mb:512",
+      "garbage_collection_threshold:0.8,per_process_memory_fraction:0.95"};
+  return kConfs;
+}
+
 rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
   return rc::gen::exec([&inputs] {
     GeneratedCase c;
@@ -132,16 +144,8 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
     }
     c.calls = *rc::gen::inRange(1, 4);
     c.denoise_steps = *rc::gen::elementOf(t.denoise_steps);
-    // No roundup_power2_divisions: every generated working memory is a minimal published trace (one block
-    // of the measured peak), and rounding that one block (10.06 GiB -> 12.00 GiB at 4 divisions) stands in
-    // for the per-tensor rounding of the real decode, which nobody published. Such cases failed P2/P3 on the
-    // rounding artefact alone; the setting stays covered by the allocator's differential tests and by
-    // scenarios with tensor-level traces.
-    static const std::vector<std::string> kConfs = {
-        "", "expandable_segments:True", "max_split_size_mb:128", "max_split_size_mb:512",
-        "garbage_collection_threshold:0.8,per_process_memory_fraction:0.95"};
     const std::vector<std::string> confs =
-        in_scope<std::string>(kConfs, inputs.scope.alloc_confs, [](const std::string& s) { return s; });
+        in_scope<std::string>(generated_alloc_confs(), inputs.scope.alloc_confs, [](const std::string& s) { return s; });
     if (confs.empty()) throw std::logic_error("generator scope selects no allocator config");
     c.alloc_conf = *rc::gen::elementOf(confs);
     c.torch = *rc::gen::elementOf(std::vector<std::string>{"2.9", "2.11"});

@@ -63,6 +63,7 @@ GateResult run_gate(const GateOptions& options) {
     o.seed = units[i].seed;
     o.cases = options.cases;
     o.counterexample_dir = options.counterexample_dir;
+    o.aspect = options.aspect;
     result.checks.push_back(check_property(units[i].policy, units[i].property, o, cache, inputs));
     if (options.progress) options.progress(i + 1, units.size());
   }

@@ -203,7 +203,8 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
     out.commit();
     result.counterexample_file = file.string();
     result.replay_command = "offsim check --replay " + file.string() + " --policy '" + policy + "' --property " +
-                            std::string(to_string(property));
+                            std::string(to_string(property)) +
+                            (options.aspect.empty() ? "" : " --aspect " + options.aspect);
   }
   (void)evaluated;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -29,6 +29,7 @@ using namespace offsim::check;
 struct CheckOptions {
   std::vector<std::string> policies;
   std::vector<std::string> properties;
+  std::string aspect;
   std::uint64_t seed = 20261126;
   int seeds = 1;
   int cases = 60;
@@ -109,7 +110,8 @@ int run_replay(const CheckOptions& o, const fs::path& root) {
     throw ConfigError("--replay needs exactly one --policy and one --property");
   }
   const policies::Scenario scenario = policies::Scenario::load(o.replay, root);
-  const PropertyCheckResult r = check_property_on(o.policies[0], parse_property(o.properties[0]), scenario);
+  const PropertyCheckResult r =
+      check_property_on(o.policies[0], parse_property(o.properties[0]), scenario, o.aspect);
   std::cout << o.policies[0] << " " << o.properties[0] << " on " << o.replay << ": "
             << (r.passed ? "holds" : "VIOLATED: " + r.failure) << "\n";
   return r.passed ? kExitOk : kExitFailed;
@@ -133,7 +135,9 @@ int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
     for (std::size_t i = 0; i < r.buggy_replays.size(); ++i) {
       stored_ok += (!r.buggy_replays[i].passed && r.fixed_replays[i].passed) ? 1 : 0;
     }
-    table.add({r.entry->bug, std::string(to_string(r.entry->property)), r.entry->buggy,
+    const std::string property =
+        std::string(to_string(r.entry->property)) + (r.entry->aspect.empty() ? "" : "." + r.entry->aspect);
+    table.add({r.entry->bug, property, r.entry->buggy,
                std::to_string(r.detected()) + "/" + std::to_string(r.buggy_searches.size()), r.entry->fixed,
                std::to_string(fixed_ok) + "/" + std::to_string(r.fixed_searches.size()),
                std::to_string(stored_ok) + "/" + std::to_string(r.buggy_replays.size())});
@@ -191,6 +195,7 @@ int run(const CheckOptions& o) {
       for (std::string& id : policies::match_policies(p)) options.policies.push_back(std::move(id));
     }
     for (const std::string& p : o.properties) options.properties.push_back(parse_property(p));
+    options.aspect = o.aspect;
     options.seeds = seed_list(o);
     options.cases = o.cases;
     options.time_budget_seconds = o.time_budget;
@@ -204,6 +209,14 @@ int run(const CheckOptions& o) {
         std::string known;
         for (const PipelineTemplate& t : all) known += (known.empty() ? "" : ", ") + t.name;
         throw ConfigError("--pipeline " + name + ": unknown pipeline (known: " + known + ")");
+      }
+    }
+    for (const std::string& conf : o.alloc_confs) {
+      const auto& all = generated_alloc_confs();
+      if (std::find(all.begin(), all.end(), conf) == all.end()) {
+        std::string known;
+        for (const std::string& c : all) known += (known.empty() ? "\"" : ", \"") + c + "\"";
+        throw ConfigError("--alloc-conf \"" + conf + "\": the generator does not draw it (it draws " + known + ")");
       }
     }
     if (!o.shard.empty()) {
@@ -258,6 +271,11 @@ void add_check_command(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("check", "Property gate: P1-P5 over generated scenarios, fixed seeds, exit 0/1");
   cmd->add_option("--policy,-p", o->policies, "Policy id or family (repeatable; default: the newest profiles)");
   cmd->add_option("--property", o->properties, "P1..P5 (repeatable; default: all that apply)");
+  cmd->add_option("--aspect", o->aspect,
+                  "Count only violations of this kind: P3 weights, estimator, memory-fraction, accounting, "
+                  "fragmentation, unaccounted, fragmentation-only; P4 residency, capacity")
+      ->check(CLI::IsMember({"weights", "estimator", "memory-fraction", "accounting", "fragmentation", "unaccounted",
+                             "fragmentation-only", "residency", "capacity"}));
   cmd->add_option("--seed", o->seed, "First seed (default: the gate's fixed seed)");
   cmd->add_option("--seeds", o->seeds, "Number of seeds (a longer, non-gate search: detection rates)");
   cmd->add_option("--cases", o->cases, "Generated cases per property and seed");

@@ -174,19 +174,28 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
     ++p3.checked;
     if (r.oom) {
       std::string diagnosis;
+      std::string fault_class;  // P3's aspect: which part of the invariant broke
       if (r.decision.load_oom) {
         diagnosis = "weights: loading the stage's models failed";
+        fault_class = "weights";
       } else if (d.estimate && r.t_cold && *d.estimate < *r.t_cold) {
         diagnosis = "estimator fault: E = " + gib(*d.estimate) + " < T_cold = " + gib(*r.t_cold) + " [" +
                     r.working_memory_label + "]";
+        fault_class = "estimator";
       } else if (const std::optional<std::string> fault = accounting_fault(r, d)) {
         diagnosis = *fault;
+        fault_class = diagnosis.rfind("memory-fraction", 0) == 0 ? "memory-fraction" : "accounting";
       } else if (r.t_cold && r.t_warm > *r.t_cold) {
         diagnosis = "fragmentation fault: T_warm = " + gib(r.t_warm) + " > T_cold = " + gib(*r.t_cold) + "; " +
                     gib(r.stranded_before) + " stranded in split segments";
+        fault_class = "fragmentation";
       } else {
         diagnosis = "the device lacks memory the policy did not account for (memory outside the allocator, "
                     "weights it left resident, or no estimate at all)";
+        fault_class = "unaccounted";
+      }
+      if (std::find(p3.aspects.begin(), p3.aspects.end(), fault_class) == p3.aspects.end()) {
+        p3.aspects.push_back(fault_class);
       }
       record_violation(p3, i, where(scenario, r) + ": " + r.oom->message + " -> " + diagnosis);
       if (report.diagnosis.empty()) report.diagnosis = diagnosis;
@@ -239,6 +248,12 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
   finish(p1, Verdict::kFail);
   finish(p2, Verdict::kFail);
   finish(p3, Verdict::kFail);
+  // The fragmentation experiment's target: P3 fails on fragmentation alone, the policy's own accounting
+  // (P1) and its estimate (P2) being right.
+  if (p3.verdict == Verdict::kFail && p1.verdict != Verdict::kFail && p2.verdict != Verdict::kFail &&
+      std::find(p3.aspects.begin(), p3.aspects.end(), "fragmentation") != p3.aspects.end()) {
+    p3.aspects.push_back("fragmentation-only");
+  }
   finish(p4, Verdict::kFail);
   finish(p5, Verdict::kReported);
   if (p1.verdict == Verdict::kNotApplicable && p1.detail.empty()) {

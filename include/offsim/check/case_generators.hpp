@@ -47,4 +47,7 @@ struct GeneratorInputs {
 /// policies must decide well are common, not a matter of luck.
 rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs);
 
+/// The PYTORCH_CUDA_ALLOC_CONF strings gen_case draws from ("" is the default allocator).
+const std::vector<std::string>& generated_alloc_confs();
+
 }  // namespace offsim::check

@@ -15,6 +15,7 @@ namespace offsim::check {
 struct GateOptions {
   std::vector<std::string> policies;         // ids; empty = the latest profile of every family
   std::vector<PropertyId> properties;        // empty = all that apply to each policy
+  std::string aspect;                        // count only violations with this aspect (e.g. fragmentation-only)
   std::vector<std::uint64_t> seeds = {20261126};  // one RapidCheck run per seed
   int cases = 60;                            // successful cases per run
   double time_budget_seconds = 150;          // no new run starts after this

@@ -31,8 +31,10 @@ struct PropertyResult {
   std::size_t violations = 0;
   std::string detail;        // first violation, or why it does not apply
   std::vector<std::size_t> stage_records;  // indices into RunRecord::stages that violate it
-  /// Which halves of a two-part property failed: P4 has "residency" (models reported offloaded hold no
-  /// bytes) and "capacity" (k calls fit where one fits).
+  /// Which parts of a property failed. P4: "residency" (models reported offloaded hold no bytes),
+  /// "capacity" (k calls fit where one fits). P3: the diagnosis of each OOM ("weights", "estimator",
+  /// "memory-fraction", "accounting", "fragmentation", "unaccounted"), and "fragmentation-only" when P3
+  /// fails on fragmentation while P1 and P2 hold.
   std::vector<std::string> aspects;
 };
 
