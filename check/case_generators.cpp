@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <stdexcept>
 
 #include "offsim/policies/model_manifest.hpp"
 #include "offsim/sim/bytes.hpp"
+#include "offsim/sim/trace_formats.hpp"
 
 namespace offsim::check {
 
@@ -59,9 +61,9 @@ rc::Gen<std::uint64_t> gen_capacity() {
   std::vector<std::uint64_t> real;
   for (const KnownCapacity& k : known_capacities()) real.push_back(k.bytes);
   // A real card's figure first (shrinks within the list), else any driver-style figure (0.01 GiB steps).
-  return rc::gen::weightedOneOf<std::uint64_t>(
-      {{1, rc::gen::elementOf(real)},
-       {3, rc::gen::map(rc::gen::inRange<std::uint64_t>(800, 9601), [](std::uint64_t h) { return gib_hundredths(h); })}});
+  return rc::gen::join(gen_weighted_choice<rc::Gen<std::uint64_t>>(
+      {{1, gen_choice(real)},
+       {3, rc::gen::map(rc::gen::inRange<std::uint64_t>(800, 9601), [](std::uint64_t h) { return gib_hundredths(h); })}}));
 }
 
 namespace {
@@ -95,6 +97,28 @@ const std::vector<std::string>& generated_alloc_confs() {
   return kConfs;
 }
 
+GeneratorInputs load_generator_inputs(const std::filesystem::path& root) {
+  GeneratorInputs inputs;
+  inputs.root = root;
+  inputs.points = policies::load_published_points(root);
+  // traces/cpu/index.tsv: name, model, op, size, dtype, attention, conv_workspace, peak, scope, seconds, trace.
+  const std::filesystem::path index = root / "traces/cpu/index.tsv";
+  std::ifstream in(index);
+  if (!in) return inputs;  // no recorded traces: prior histories are noise only
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const std::string path = line.substr(line.rfind('\t') + 1);
+    PriorStage stage;
+    stage.label = path;
+    stage.trace = std::make_shared<const sim::Trace>(sim::read_trace(root / path));
+    stage.events = stage.trace->events.size();
+    inputs.recorded_stages.push_back(std::move(stage));
+  }
+  return inputs;
+}
+
 rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
   return rc::gen::exec([&inputs] {
     GeneratedCase c;
@@ -107,7 +131,7 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
       }
     }
     if (pipelines.empty()) throw std::logic_error("generator scope selects no pipeline");
-    c.pipeline = *rc::gen::elementOf(pipelines);
+    c.pipeline = *gen_choice(pipelines);
     const PipelineTemplate& t = templates[c.pipeline];
     // Decode points of this pipeline's VAE, smallest first so that shrinking goes towards 512x512.
     std::vector<policies::PublishedPoint> decodes;
@@ -118,7 +142,7 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
       return static_cast<long>(a.height) * a.width < static_cast<long>(b.height) * b.width;
     });
     if (decodes.empty()) throw std::logic_error("pipeline " + t.name + " has no published decode measurement");
-    c.decode = *rc::gen::elementOf(decodes);
+    c.decode = *gen_choice(decodes);
     if (t.encodes_reference) {
       for (const policies::PublishedPoint& p : inputs.points) {
         if (p.family == t.vae_family && p.op == policies::VaeOp::encode && p.grid == c.decode.grid &&
@@ -127,9 +151,9 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
         }
       }
     }
-    c.context = *rc::gen::elementOf(std::vector<std::uint64_t>{0, 300 * MiB, 512 * MiB, 1 * GiB});
-    c.other_processes = *rc::gen::elementOf(std::vector<std::uint64_t>{0, 368 * MiB, 1 * GiB, 3 * GiB});
-    const bool near_boundary = *rc::gen::weightedElement<bool>({{2, false}, {1, true}});
+    c.context = *gen_choice(std::vector<std::uint64_t>{0, 300 * MiB, 512 * MiB, 1 * GiB});
+    c.other_processes = *gen_choice(std::vector<std::uint64_t>{0, 368 * MiB, 1 * GiB, 3 * GiB});
+    const bool near_boundary = *gen_weighted_choice<bool>({{2, false}, {1, true}});
     if (near_boundary) {
       // What the largest stage needs alone: its models' weights plus its measured peak.
       const std::uint64_t vae = manifest_bytes(inputs.root, t.vae);
@@ -143,18 +167,26 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
       c.capacity = *gen_capacity();
     }
     c.calls = *rc::gen::inRange(1, 4);
-    c.denoise_steps = *rc::gen::elementOf(t.denoise_steps);
+    c.denoise_steps = *gen_choice(t.denoise_steps);
     const std::vector<std::string> confs =
         in_scope<std::string>(generated_alloc_confs(), inputs.scope.alloc_confs, [](const std::string& s) { return s; });
     if (confs.empty()) throw std::logic_error("generator scope selects no allocator config");
-    c.alloc_conf = *rc::gen::elementOf(confs);
-    c.torch = *rc::gen::elementOf(std::vector<std::string>{"2.9", "2.11"});
-    c.lightx2v_granularity = *rc::gen::elementOf(std::vector<std::string>{"model", "block"});
+    c.alloc_conf = *gen_choice(confs);
+    c.torch = *gen_choice(std::vector<std::string>{"2.9", "2.11"});
+    c.lightx2v_granularity = *gen_choice(std::vector<std::string>{"model", "block"});
+    if (inputs.scope.prior_history && !inputs.recorded_stages.empty() &&
+        *gen_weighted_choice<bool>({{2, false}, {1, true}})) {
+      // A real stage cut anywhere: shrinking moves the cut towards the start (an empty history).
+      PriorStage stage = *gen_choice(inputs.recorded_stages);
+      stage.events = *rc::gen::inRange<std::size_t>(0, stage.trace->events.size() + 1);
+      stage.keep_live = *gen_weighted_choice<bool>({{3, false}, {1, true}});
+      c.prior_stage = std::move(stage);
+    }
     const int prior = inputs.scope.prior_history ? *rc::gen::inRange(0, 12) : 0;
     for (int i = 0; i < prior; ++i) {
       PriorAllocation a;
       a.bytes = *gen_bytes(512, 2 * GiB);
-      a.keep = *rc::gen::weightedElement<bool>({{1, true}, {3, false}});
+      a.keep = *gen_weighted_choice<bool>({{3, false}, {1, true}});
       c.prior.push_back(a);
     }
     return c;

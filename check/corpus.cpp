@@ -79,15 +79,13 @@ bool CorpusResult::ok() const {
 }
 
 std::vector<CorpusResult> run_corpus(const std::vector<CorpusEntry>& entries, const CorpusOptions& options) {
-  const std::vector<policies::PublishedPoint> points = policies::load_published_points(options.root);
+  const GeneratorInputs loaded = load_generator_inputs(options.root);
   OutcomeCache cache(options.root);
   std::vector<CorpusResult> results;
   for (const CorpusEntry& entry : entries) {
     CorpusResult r;
     r.entry = &entry;
-    GeneratorInputs inputs;
-    inputs.points = points;
-    inputs.root = options.root;
+    GeneratorInputs inputs = loaded;
     inputs.scope = entry.scope;
     for (std::uint64_t seed : options.seeds) {
       PropertyCheckOptions o;

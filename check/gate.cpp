@@ -48,9 +48,7 @@ GateResult run_gate(const GateOptions& options) {
     }
   }
   result.units_total = units.size();
-  GeneratorInputs inputs;
-  inputs.points = policies::load_published_points(options.root);
-  inputs.root = options.root;
+  GeneratorInputs inputs = load_generator_inputs(options.root);
   inputs.scope = options.scope;
   OutcomeCache cache(options.root);
   for (std::size_t i = 0; i < units.size(); ++i) {

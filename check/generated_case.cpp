@@ -1,5 +1,8 @@
 #include "offsim/check/generated_case.hpp"
 
+#include <algorithm>
+#include <unordered_map>
+
 #include "offsim/sim/bytes.hpp"
 
 namespace offsim::check {
@@ -41,6 +44,10 @@ std::ostream& operator<<(std::ostream& out, const GeneratedCase& c) {
       << " on " << format_bytes(c.capacity) << " (context " << format_bytes(c.context) << ", other "
       << format_bytes(c.other_processes) << "), " << c.calls << " call(s), " << c.denoise_steps << " steps, conf \""
       << c.alloc_conf << "\", torch " << c.torch << ", prior " << c.prior.size() << " allocations";
+  if (c.prior_stage) {
+    out << " after the first " << c.prior_stage->events << " events of " << c.prior_stage->label
+        << (c.prior_stage->keep_live ? " (live blocks kept)" : " (live blocks freed)");
+  }
   return out;
 }
 
@@ -73,13 +80,41 @@ policies::Scenario to_scenario(const GeneratedCase& c, const std::filesystem::pa
   if (c.calls != 1) doc["calls"] = c.calls;
   if (c.context) doc["device"]["context"] = c.context;
   if (c.other_processes) doc["device"]["other_processes"] = c.other_processes;
-  if (!c.prior.empty()) {
+  if (!c.prior.empty() || (c.prior_stage && c.prior_stage->events > 0)) {
     json ops = json::array();
+    std::string source = "offsim check generator";
+    std::size_t next = 0;  // index of the next alloc op
+    if (c.prior_stage && c.prior_stage->events > 0) {
+      // Addresses in the recorded trace name blocks; the scenario's ops name allocs by their index.
+      std::unordered_map<std::uint64_t, std::size_t> live;
+      const auto& events = c.prior_stage->trace->events;
+      for (std::size_t e = 0; e < std::min(c.prior_stage->events, events.size()); ++e) {
+        const sim::TraceEvent& ev = events[e];
+        if (ev.action == sim::TraceAction::kAlloc) {
+          ops.push_back(json::array({"alloc", ev.size}));
+          live[ev.addr] = next++;
+        } else if (ev.action == sim::TraceAction::kFreeRequested) {
+          auto it = live.find(ev.addr);
+          if (it == live.end()) continue;
+          ops.push_back(json::array({"free", it->second}));
+          live.erase(it);
+        }
+      }
+      if (!c.prior_stage->keep_live) {
+        std::vector<std::size_t> rest;
+        for (const auto& [addr, index] : live) rest.push_back(index);
+        std::sort(rest.begin(), rest.end());
+        for (std::size_t index : rest) ops.push_back(json::array({"free", index}));
+      }
+      source += ": the first " + std::to_string(c.prior_stage->events) + " events of " + c.prior_stage->label +
+                (c.prior_stage->keep_live ? ", live blocks kept" : ", live blocks freed");
+    }
+    const std::size_t first_noise = next;
     for (std::size_t i = 0; i < c.prior.size(); ++i) ops.push_back(json::array({"alloc", c.prior[i].bytes}));
     for (std::size_t i = 0; i < c.prior.size(); ++i) {
-      if (!c.prior[i].keep) ops.push_back(json::array({"free", i}));
+      if (!c.prior[i].keep) ops.push_back(json::array({"free", first_noise + i}));
     }
-    doc["prior_history"] = {{"provenance", {{"kind", "synthetic"}, {"source", "offsim check generator"}}}, {"ops", ops}};
+    doc["prior_history"] = {{"provenance", {{"kind", "synthetic"}, {"source", source}}}, {"ops", ops}};
   }
   return policies::Scenario::from_json(doc, "generated", root);
 }

@@ -10,6 +10,7 @@
 #include <rapidcheck/detail/TestListenerAdapter.h>
 
 #include "offsim/check/case_generators.hpp"
+#include "offsim/check/case_simplifier.hpp"
 #include "offsim/policies/eval_result.hpp"
 #include "offsim/policies/policy_registry.hpp"
 #include "offsim/sim/atomic_output_file.hpp"
@@ -24,6 +25,7 @@ std::string case_key(const std::string& policy, const GeneratedCase& c, bool wit
   key << policy << '|' << with_min_capacity << '|' << c.pipeline << '|' << c.decode.grid << '|' << c.decode.height << 'x'
       << c.decode.width << '|' << (c.encode ? 1 : 0) << '|' << c.capacity << '|' << c.context << '|' << c.other_processes
       << '|' << c.calls << '|' << c.denoise_steps << '|' << c.alloc_conf << '|' << c.torch << '|' << c.lightx2v_granularity;
+  if (c.prior_stage) key << '|' << c.prior_stage->label << '@' << c.prior_stage->events << (c.prior_stage->keep_live ? 'k' : 'f');
   for (const PriorAllocation& a : c.prior) key << '|' << a.bytes << (a.keep ? 'k' : 'f');
   return key.str();
 }
@@ -136,23 +138,28 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
   result.policy = policy;
   result.property = property;
   result.seed = options.seed;
-  std::optional<nlohmann::json> last_failure;
-  std::string last_detail;
+  std::optional<GeneratedCase> last_failure;  // RapidCheck's shrunk counterexample is the last failing case
   std::map<std::string, int> classes;
-  int evaluated = 0;
 
-  const auto testable = [&](const GeneratedCase& c) {
+  const auto fails = [&](const GeneratedCase& c) -> const CaseOutcome* {
     const CaseOutcome& o = cache.get(policy, c, property == PropertyId::kP4);
-    ++evaluated;
-    for (const std::string& tag : o.classes) ++classes[tag];
     const policies::PropertyResult& p = o.report.results[static_cast<std::size_t>(property)];
-    if (violated(property, p, o.feasible, options.aspect)) {
-      last_failure = o.scenario.to_json();
-      last_detail = p.detail;
-      if (!o.report.diagnosis.empty() && p.detail.find(o.report.diagnosis) == std::string::npos) {
-        last_detail += " [" + o.report.diagnosis + "]";
-      }
-      RC_FAIL(std::string(to_string(property)) + " violated: " + last_detail);
+    return violated(property, p, o.feasible, options.aspect) ? &o : nullptr;
+  };
+  const auto detail_of = [&](const CaseOutcome& o) {
+    const policies::PropertyResult& p = o.report.results[static_cast<std::size_t>(property)];
+    std::string detail = p.detail;
+    if (!o.report.diagnosis.empty() && p.detail.find(o.report.diagnosis) == std::string::npos) {
+      detail += " [" + o.report.diagnosis + "]";
+    }
+    return detail;
+  };
+  const auto testable = [&](const GeneratedCase& c) {
+    const CaseOutcome* failed = fails(c);
+    for (const std::string& tag : cache.get(policy, c, property == PropertyId::kP4).classes) ++classes[tag];
+    if (failed) {
+      last_failure = c;
+      RC_FAIL(std::string(to_string(property)) + " violated: " + detail_of(*failed));
     }
   };
   rc::detail::TestParams params;
@@ -179,10 +186,21 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
     const auto& failure = outcome.template get<rc::detail::FailureResult>();
     result.passed = false;
     result.cases = failure.numSuccess + 1;
-    result.failure = last_detail;
-    for (const auto& [name, value] : failure.counterExample) result.counterexample_case += name + " = " + value + "\n";
-    result.counterexample = last_failure;
     result.classes = classes;
+    if (last_failure) {
+      // RapidCheck never revisits a pick once a later one shrank: finish with the deterministic pass.
+      const GeneratedCase simplest =
+          options.shrink ? simplify(*last_failure, inputs, [&](const GeneratedCase& c) { return fails(c) != nullptr; })
+                         : *last_failure;
+      const CaseOutcome& o = cache.get(policy, simplest, property == PropertyId::kP4);
+      result.failure = detail_of(o);
+      std::ostringstream line;
+      line << simplest;
+      result.counterexample_case = line.str() + "\n";
+      result.counterexample = o.scenario.to_json();
+    } else {
+      result.failure = failure.description;
+    }
   } else if (outcome.template is<rc::detail::GaveUpResult>()) {
     result.failure = "gave up: " + outcome.template get<rc::detail::GaveUpResult>().description;
   } else if (outcome.template is<rc::detail::Error>()) {
@@ -196,7 +214,9 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
   if (result.counterexample && !options.counterexample_dir.empty()) {
     std::filesystem::create_directories(options.counterexample_dir);
     const std::filesystem::path file =
-        options.counterexample_dir / (file_safe(policy) + "__" + std::string(to_string(property)) + ".json");
+        options.counterexample_dir / (file_safe(policy) + "__" + std::string(to_string(property)) +
+                                      (options.aspect.empty() ? "" : "." + options.aspect) + "__seed-" +
+                                      std::to_string(options.seed) + ".json");
     sim::AtomicOutputFile out(file);
     out.write(result.counterexample->dump(1));
     out.write("\n");
@@ -206,7 +226,6 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
                             std::string(to_string(property)) +
                             (options.aspect.empty() ? "" : " --aspect " + options.aspect);
   }
-  (void)evaluated;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

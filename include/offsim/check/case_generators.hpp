@@ -22,6 +22,30 @@ struct KnownCapacity {
 };
 const std::vector<KnownCapacity>& known_capacities();
 
+/// One of `elements`, uniformly; shrinks towards the first. (RapidCheck's elementOf, element and
+/// weightedElement do not shrink at all, so a counterexample would keep whatever was drawn.)
+template <typename T>
+rc::Gen<T> gen_choice(std::vector<T> elements) {
+  const std::size_t n = elements.size();  // before the move below: argument order is unspecified
+  return rc::gen::map(rc::gen::inRange<std::size_t>(0, n),
+                      [elements = std::move(elements)](std::size_t i) { return elements[i]; });
+}
+
+/// One of the second members, drawn with the first members as weights; shrinks towards the first pair.
+template <typename T>
+rc::Gen<T> gen_weighted_choice(std::vector<std::pair<std::size_t, T>> pairs) {
+  return rc::Gen<T>([pairs = std::move(pairs)](const rc::Random& random, int /*size*/) {
+    std::uint64_t total = 0;
+    for (const auto& p : pairs) total += p.first;
+    std::uint64_t x = rc::Random(random).next() % total;
+    std::size_t i = 0;
+    while (x >= pairs[i].first) x -= pairs[i++].first;
+    return rc::shrinkable::map(
+        rc::shrinkable::shrinkRecur(i, [](std::size_t v) { return rc::shrink::towards<std::size_t>(v, 0); }),
+        [pairs](std::size_t k) { return pairs[k].second; });
+  });
+}
+
 /// Candidate smaller values for `bytes`: allocator boundaries and 2 MiB multiples below it.
 std::vector<std::uint64_t> boundary_shrinks(std::uint64_t bytes);
 
@@ -38,9 +62,13 @@ struct GeneratorScope {
 
 struct GeneratorInputs {
   std::vector<policies::PublishedPoint> points;  // decode/encode working memory: published only
+  std::vector<PriorStage> recorded_stages;       // traces/cpu stage traces for prior histories (events = all)
   std::filesystem::path root;                    // for the manifests' sizes
   GeneratorScope scope;
 };
+
+/// Points and recorded stage traces under `root` (traces/published, traces/cpu/index.tsv).
+GeneratorInputs load_generator_inputs(const std::filesystem::path& root);
 
 /// A whole generated case. One case in three gets a device within a few percent of what its largest
 /// stage needs on its own (weights + measured peak + context), so that cases near the boundary where

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -13,6 +14,7 @@
 
 #include "offsim/policies/published_measurements.hpp"
 #include "offsim/policies/scenario.hpp"
+#include "offsim/sim/trace.hpp"
 
 namespace offsim::check {
 
@@ -37,6 +39,15 @@ struct PriorAllocation {
   bool keep = false;
 };
 
+/// The first `events` events of a recorded stage trace (traces/cpu), run before the first call: the
+/// allocator state a real stage leaves behind, not uniform noise.
+struct PriorStage {
+  std::shared_ptr<const sim::Trace> trace;
+  std::string label;        // the trace's path, relative to the repository root
+  std::size_t events = 0;   // replay events [0, events)
+  bool keep_live = false;   // blocks live at the cut stay live; otherwise they are freed (cached segments stay)
+};
+
 struct GeneratedCase {
   std::size_t pipeline = 0;        // index into pipeline_templates()
   policies::PublishedPoint decode; // defines backend, resolution and the decode's T
@@ -49,6 +60,7 @@ struct GeneratedCase {
   std::string alloc_conf;
   std::string torch = "2.9";
   std::string lightx2v_granularity = "model";
+  std::optional<PriorStage> prior_stage;  // runs before `prior`
   std::vector<PriorAllocation> prior;
 };
 

@@ -4,9 +4,9 @@
 #include <rapidcheck/gtest.h>
 
 #include "offsim/sim/bytes.hpp"
-#include "policies/support/cache_state_machine.hpp"
+#include "offsim/check/cache_state_machine.hpp"
 
-namespace offsim::policies::test {
+namespace offsim::check {
 namespace {
 
 // InvokeAI keeps every locked model and reserves at least device_working_mem_gb = 3 GB for the request.
@@ -20,4 +20,4 @@ RC_GTEST_PROP(CacheStateMachine, InvokeAISmartPartialLoading, ()) {
 RC_GTEST_PROP(CacheStateMachine, ComfyUI, ()) { check_cache_sequence("comfyui@a125cd84", false, 1219 * MiB + 205 * MiB); }
 
 }  // namespace
-}  // namespace offsim::policies::test
+}  // namespace offsim::check

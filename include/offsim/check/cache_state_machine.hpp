@@ -21,7 +21,16 @@
 #include "offsim/policies/policy.hpp"
 #include "offsim/policies/sim_backend.hpp"
 
-namespace offsim::policies::test {
+namespace offsim::check {
+
+using policies::ModelManifest;
+using policies::RunContext;
+using policies::Scenario;
+using policies::SimBackend;
+using policies::Policy;
+using policies::Stage;
+using policies::StageDecision;
+using policies::StopReason;
 
 struct CacheModel {
   std::vector<std::uint64_t> sizes;  // model bytes (static)
@@ -98,4 +107,4 @@ void check_cache_invariants(const CacheModel& model, CacheSut& sut);
 /// One stateful property run: fresh cache, a random command sequence, invariants after each command.
 void check_cache_sequence(const std::string& policy_id, bool locks_hold, std::uint64_t working_memory);
 
-}  // namespace offsim::policies::test
+}  // namespace offsim::check

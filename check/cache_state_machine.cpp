@@ -1,11 +1,15 @@
-#include "policies/support/cache_state_machine.hpp"
+#include "offsim/check/cache_state_machine.hpp"
 
 #include <numeric>
 
 #include "offsim/policies/policy_registry.hpp"
 #include "offsim/sim/bytes.hpp"
 
-namespace offsim::policies::test {
+namespace offsim::check {
+
+using policies::make_policy;
+using policies::ScenarioModel;
+using policies::StageKind;
 
 namespace {
 
@@ -188,4 +192,4 @@ void check_cache_sequence(const std::string& policy_id, bool locks_hold, std::ui
                    rc::state::gen::execOneOfWithArgs<Lock, Unlock, Request, RepeatCall, EmptyCache>());
 }
 
-}  // namespace offsim::policies::test
+}  // namespace offsim::check
