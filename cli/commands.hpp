@@ -22,6 +22,9 @@ void add_check_command(CLI::App& app, int& exit_code);
 // `offsim record` (record_command.cpp; only defined when built with libtorch, OFFSIM_HAVE_TORCH).
 void add_record_command(CLI::App& app, int& exit_code);
 
+// `offsim estimate` (estimate_command.cpp).
+void add_estimate_command(CLI::App& app, int& exit_code);
+
 // `offsim convert` (convert_command.cpp).
 void add_convert_command(CLI::App& app, int& exit_code);
 
