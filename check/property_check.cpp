@@ -14,6 +14,7 @@
 #include "offsim/policies/eval_result.hpp"
 #include "offsim/policies/policy_registry.hpp"
 #include "offsim/sim/atomic_output_file.hpp"
+#include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 
 namespace offsim::check {
@@ -37,9 +38,12 @@ std::vector<std::string> classify(const CaseOutcome& o) {
   // Caches evict; schedules offload: either moves weights off the device.
   const bool evicts = o.run.evictions > 0 || o.run.bytes_offloaded > 0;
   tags.push_back(evicts ? "evicts" : (o.run.completed ? "no-eviction" : "fails-without-eviction"));
-  bool estimated = false, near = false;
+  bool estimated = false, near = false, stranded = false, warm_above_cold = false;
   for (const policies::StageRecord& r : o.run.stages) {
+    // How fragmented the states the search reached were (the fragmentation experiment reports these).
+    stranded = stranded || r.stranded_before >= 64 * MiB;
     if (!r.has_working_memory || !r.t_cold) continue;
+    warm_above_cold = warm_above_cold || r.t_warm > *r.t_cold;
     if (r.decision.estimate) estimated = true;
     const double available = static_cast<double>(r.driver_free_before + r.releasable_before);
     const double need = static_cast<double>(*r.t_cold);
@@ -48,6 +52,8 @@ std::vector<std::string> classify(const CaseOutcome& o) {
   if (estimated) tags.push_back("estimated");
   if (near) tags.push_back("near-boundary");
   if (o.scenario.calls > 1) tags.push_back("multi-call");
+  if (stranded) tags.push_back("stranded>=64MiB");
+  if (warm_above_cold) tags.push_back("warm>cold");
   return tags;
 }
 

@@ -51,20 +51,25 @@ def main() -> int:
         by_policy: dict[str, dict] = {}
         for c in doc["checks"]:
             row = by_policy.setdefault(c["policy"], {"setting": label, "policy": c["policy"], "seeds": 0,
-                                                     "cases": 0, "found": 0, "example": ""})
+                                                     "cases": 0, "stranded": 0, "warm_above_cold": 0, "found": 0,
+                                                     "example": ""})
             row["seeds"] += 1
             row["cases"] += c["cases"]
+            row["stranded"] += c["classes"].get("stranded>=64MiB", 0)
+            row["warm_above_cold"] += c["classes"].get("warm>cold", 0)
             if not c.get("passed", False) and c.get("failure"):
                 row["found"] += 1
                 row["example"] = row["example"] or c["failure"]
         rows.extend(by_policy.values())
         print(f"{label}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
 
-    print("| allocator | policy | seeds | cases searched | seeds that found one | first shrunk find |")
-    print("|---|---|---|---|---|---|")
+    print("| allocator | policy | seeds | cases searched | a stage began with >= 64 MiB stranded | T_warm > T_cold "
+          "| seeds that found P3 failing on fragmentation alone | first shrunk find |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         example = r["example"].replace("|", "\\|")
-        print(f"| {r['setting']} | `{r['policy']}` | {r['seeds']} | {r['cases']} | {r['found']} | {example} |")
+        print(f"| {r['setting']} | `{r['policy']}` | {r['seeds']} | {r['cases']} | {r['stranded']} | "
+              f"{r['warm_above_cold']} | {r['found']} | {example} |")
     (options.out / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
