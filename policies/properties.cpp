@@ -175,7 +175,15 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
     if (r.oom) {
       std::string diagnosis;
       std::string fault_class;  // P3's aspect: which part of the invariant broke
-      if (r.decision.load_oom) {
+      if (r.decision.load_oom && r.decision.load_oom->stranded >= r.decision.load_oom->requested) {
+        // The tensor would have fitted in the free bytes of partly used segments, none of them big enough:
+        // the weights fail on fragmentation (e.g. a new model's tensors filling an evicted one's segments).
+        diagnosis = "fragmentation fault: loading the stage's models failed on a " +
+                    gib(r.decision.load_oom->requested) + " tensor while " + gib(r.decision.load_oom->stranded) +
+                    " sat free in segments that hold live blocks (largest " +
+                    gib(r.decision.load_oom->largest_free_cached_block) + ")";
+        fault_class = "fragmentation";
+      } else if (r.decision.load_oom) {
         diagnosis = "weights: loading the stage's models failed";
         fault_class = "weights";
       } else if (d.estimate && r.t_cold && *d.estimate < *r.t_cold) {
