@@ -51,7 +51,11 @@ std::vector<GeneratedCase> simplifications(const GeneratedCase& c, const Generat
     if (c.prior_stage->keep_live) with([](GeneratedCase& s) { s.prior_stage->keep_live = false; });
   }
   if (c.prior.size() > 1) with([](GeneratedCase& s) { s.prior.resize(s.prior.size() / 2); });
-  if (!c.alloc_conf.empty()) with([](GeneratedCase& s) { s.alloc_conf.clear(); });
+  // The default allocator, unless the search was scoped to settings that exclude it.
+  const auto& confs = inputs.scope.alloc_confs;
+  if (!c.alloc_conf.empty() && (confs.empty() || std::find(confs.begin(), confs.end(), "") != confs.end())) {
+    with([](GeneratedCase& s) { s.alloc_conf.clear(); });
+  }
   if (c.context != 0) with([](GeneratedCase& s) { s.context = 0; });
   if (c.other_processes != 0) with([](GeneratedCase& s) { s.other_processes = 0; });
   if (c.torch != "2.9") with([](GeneratedCase& s) { s.torch = "2.9"; });

@@ -160,10 +160,14 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
     }
     return detail;
   };
+  bool shrinking = false;  // after the first failure RapidCheck only shrinks: those are not generated cases
   const auto testable = [&](const GeneratedCase& c) {
     const CaseOutcome* failed = fails(c);
-    for (const std::string& tag : cache.get(policy, c, property == PropertyId::kP4).classes) ++classes[tag];
+    if (!shrinking) {
+      for (const std::string& tag : cache.get(policy, c, property == PropertyId::kP4).classes) ++classes[tag];
+    }
     if (failed) {
+      shrinking = true;
       last_failure = c;
       RC_FAIL(std::string(to_string(property)) + " violated: " + detail_of(*failed));
     }

@@ -162,5 +162,13 @@ TEST_F(GeneratedCaseShrinking, PriorHistoriesComeFromRecordedStagesToo) {
   EXPECT_GT(recorded, 5);
 }
 
+TEST_F(GeneratedCaseShrinking, SimplificationsStayInsideTheSearchScope) {
+  // A search scoped to expandable segments must not shrink its counterexample to the default allocator.
+  inputs_.scope.alloc_confs = {"expandable_segments:True"};
+  GeneratedCase c = gen_case(inputs_)(rc::Random(3), 100).value();
+  ASSERT_EQ(c.alloc_conf, "expandable_segments:True");
+  for (const GeneratedCase& s : simplifications(c, inputs_)) EXPECT_EQ(s.alloc_conf, "expandable_segments:True");
+}
+
 }  // namespace
 }  // namespace offsim::check
