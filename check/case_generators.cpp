@@ -119,6 +119,11 @@ GeneratorInputs load_generator_inputs(const std::filesystem::path& root) {
   return inputs;
 }
 
+const std::vector<std::string>& generated_torch_versions() {
+  static const std::vector<std::string> kVersions = {"2.9", "2.11"};
+  return kVersions;
+}
+
 rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
   return rc::gen::exec([&inputs] {
     GeneratedCase c;
@@ -172,7 +177,10 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
         in_scope<std::string>(generated_alloc_confs(), inputs.scope.alloc_confs, [](const std::string& s) { return s; });
     if (confs.empty()) throw std::logic_error("generator scope selects no allocator config");
     c.alloc_conf = *gen_choice(confs);
-    c.torch = *gen_choice(std::vector<std::string>{"2.9", "2.11"});
+    const std::vector<std::string> torch_versions = in_scope<std::string>(
+        generated_torch_versions(), inputs.scope.torch_versions, [](const std::string& s) { return s; });
+    if (torch_versions.empty()) throw std::logic_error("generator scope selects no PyTorch version");
+    c.torch = *gen_choice(torch_versions);
     c.lightx2v_granularity = *gen_choice(std::vector<std::string>{"model", "block"});
     if (inputs.scope.prior_history && !inputs.recorded_stages.empty() &&
         *gen_weighted_choice<bool>({{2, false}, {1, true}})) {

@@ -58,7 +58,11 @@ std::vector<GeneratedCase> simplifications(const GeneratedCase& c, const Generat
   }
   if (c.context != 0) with([](GeneratedCase& s) { s.context = 0; });
   if (c.other_processes != 0) with([](GeneratedCase& s) { s.other_processes = 0; });
-  if (c.torch != "2.9") with([](GeneratedCase& s) { s.torch = "2.9"; });
+  const auto& versions = inputs.scope.torch_versions;
+  const std::string& first = generated_torch_versions().front();
+  if (c.torch != first && (versions.empty() || std::find(versions.begin(), versions.end(), first) != versions.end())) {
+    with([&first](GeneratedCase& s) { s.torch = first; });
+  }
   if (c.lightx2v_granularity != "model") with([](GeneratedCase& s) { s.lightx2v_granularity = "model"; });
   const PipelineTemplate& t = pipeline_templates()[c.pipeline];
   if (!t.denoise_steps.empty()) {

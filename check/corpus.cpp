@@ -53,6 +53,7 @@ std::vector<CorpusEntry> load_corpus(const std::filesystem::path& root) {
       const nlohmann::json& scope = doc["scope"];
       entry.scope.pipelines = scope.value("pipelines", std::vector<std::string>{});
       entry.scope.alloc_confs = scope.value("alloc_confs", std::vector<std::string>{});
+      entry.scope.torch_versions = scope.value("torch_versions", std::vector<std::string>{});
       entry.scope.prior_history = scope.value("prior_history", true);
       for (const std::string& name : entry.scope.pipelines) {
         const auto& all = pipeline_templates();

@@ -43,6 +43,7 @@ struct CheckOptions {
   std::vector<std::string> merge;
   std::vector<std::string> pipelines;
   std::vector<std::string> alloc_confs;
+  std::vector<std::string> torch_versions;
   bool corpus = false;
   bool quiet = false;
   std::string decisions;  // --decisions LOG (decision-log mode)
@@ -203,6 +204,7 @@ int run(const CheckOptions& o) {
     options.counterexample_dir = o.out;
     options.scope.pipelines = o.pipelines;
     options.scope.alloc_confs = o.alloc_confs;
+    options.scope.torch_versions = o.torch_versions;
     for (const std::string& name : o.pipelines) {
       const auto& all = pipeline_templates();
       if (std::none_of(all.begin(), all.end(), [&](const PipelineTemplate& t) { return t.name == name; })) {
@@ -286,6 +288,8 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--merge", o->merge, "Merge the --json results of shards instead of running");
   cmd->add_option("--pipeline", o->pipelines, "Draw only from these pipelines (repeatable; default: all)");
   cmd->add_option("--alloc-conf", o->alloc_confs, "Draw only these allocator settings (repeatable; \"\" = default)");
+  cmd->add_option("--torch", o->torch_versions, "Draw only these PyTorch version profiles (repeatable: 2.9, 2.11)")
+      ->check(CLI::IsMember(generated_torch_versions()));
   cmd->add_option("--out", o->out, "Folder for shrunk counterexamples (scenario JSON)");
   cmd->add_option("--replay", o->replay, "Re-check one stored counterexample scenario (with --policy and --property)");
   cmd->add_option("--root", o->root, "offsim checkout holding traces/ and scenarios/");

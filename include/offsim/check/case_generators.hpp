@@ -57,6 +57,7 @@ rc::Gen<std::uint64_t> gen_capacity();
 struct GeneratorScope {
   std::vector<std::string> pipelines;    // pipeline_templates() names
   std::vector<std::string> alloc_confs;  // allocator settings strings
+  std::vector<std::string> torch_versions;  // version profiles ("2.9", "2.11")
   bool prior_history = true;             // generate fragmented start states
 };
 
@@ -77,5 +78,7 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs);
 
 /// The PYTORCH_CUDA_ALLOC_CONF strings gen_case draws from ("" is the default allocator).
 const std::vector<std::string>& generated_alloc_confs();
+/// The PyTorch version profiles gen_case draws from (2.9: ROCm ignores expandable segments; 2.11: not).
+const std::vector<std::string>& generated_torch_versions();
 
 }  // namespace offsim::check
