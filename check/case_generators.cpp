@@ -197,6 +197,9 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
       a.keep = *gen_weighted_choice<bool>({{3, false}, {1, true}});
       c.prior.push_back(a);
     }
+    // Drawn last so that adding it left every earlier draw (and the gate's fixed-seed cases) unchanged.
+    c.group_offload_leaf_level = *gen_weighted_choice<bool>({{3, false}, {1, true}});
+    if (!c.group_offload_leaf_level) c.group_offload_blocks_per_group = *gen_choice(std::vector<int>{1, 2, 4});
     return c;
   });
 }

@@ -45,9 +45,10 @@ std::vector<GeneratedCase> simplifications(const GeneratedCase& c, const Generat
       s.prior.clear();
     });
   }
-  if (c.prior_stage && c.prior_stage->events > 0) {
+  if (c.prior_stage) {
+    // A cut at event 0 runs nothing, but it still reads as a history in the printed case.
     with([](GeneratedCase& s) { s.prior_stage.reset(); });
-    with([](GeneratedCase& s) { s.prior_stage->events /= 2; });
+    if (c.prior_stage->events > 0) with([](GeneratedCase& s) { s.prior_stage->events /= 2; });
     if (c.prior_stage->keep_live) with([](GeneratedCase& s) { s.prior_stage->keep_live = false; });
   }
   if (c.prior.size() > 1) with([](GeneratedCase& s) { s.prior.resize(s.prior.size() / 2); });
@@ -64,6 +65,12 @@ std::vector<GeneratedCase> simplifications(const GeneratedCase& c, const Generat
     with([&first](GeneratedCase& s) { s.torch = first; });
   }
   if (c.lightx2v_granularity != "model") with([](GeneratedCase& s) { s.lightx2v_granularity = "model"; });
+  if (c.group_offload_leaf_level || c.group_offload_blocks_per_group != 1) {
+    with([](GeneratedCase& s) {
+      s.group_offload_leaf_level = false;
+      s.group_offload_blocks_per_group = 1;
+    });
+  }
   const PipelineTemplate& t = pipeline_templates()[c.pipeline];
   if (!t.denoise_steps.empty()) {
     const int fewest = *std::min_element(t.denoise_steps.begin(), t.denoise_steps.end());

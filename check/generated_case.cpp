@@ -44,6 +44,12 @@ std::ostream& operator<<(std::ostream& out, const GeneratedCase& c) {
       << " on " << format_bytes(c.capacity) << " (context " << format_bytes(c.context) << ", other "
       << format_bytes(c.other_processes) << "), " << c.calls << " call(s), " << c.denoise_steps << " steps, conf \""
       << c.alloc_conf << "\", torch " << c.torch << ", prior " << c.prior.size() << " allocations";
+  if (c.lightx2v_granularity != "model") out << ", lightx2v " << c.lightx2v_granularity << " granularity";
+  if (c.group_offload_leaf_level) {
+    out << ", group offload leaf_level";
+  } else if (c.group_offload_blocks_per_group != 1) {
+    out << ", group offload block_level x" << c.group_offload_blocks_per_group;
+  }
   if (c.prior_stage) {
     out << " after the first " << c.prior_stage->events << " events of " << c.prior_stage->label
         << (c.prior_stage->keep_live ? " (live blocks kept)" : " (live blocks freed)");
@@ -76,7 +82,10 @@ policies::Scenario to_scenario(const GeneratedCase& c, const std::filesystem::pa
       {"stages", stages},
       {"policy_settings",
        {{"lightx2v", {{"cpu_offload", true}, {"offload_granularity", c.lightx2v_granularity},
-                      {"model_cls", t.lightx2v_model_cls}}}}}};
+                      {"model_cls", t.lightx2v_model_cls}}},
+        {"diffusers",
+         {{"offload_type", c.group_offload_leaf_level ? "leaf_level" : "block_level"},
+          {"num_blocks_per_group", c.group_offload_blocks_per_group}}}}}};
   if (c.calls != 1) doc["calls"] = c.calls;
   if (c.context) doc["device"]["context"] = c.context;
   if (c.other_processes) doc["device"]["other_processes"] = c.other_processes;

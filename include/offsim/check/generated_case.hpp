@@ -60,6 +60,10 @@ struct GeneratedCase {
   std::string alloc_conf;
   std::string torch = "2.9";
   std::string lightx2v_granularity = "model";
+  // enable_group_offload has no default grouping (block_level needs num_blocks_per_group), so the case
+  // states one. Shrinks towards block_level, one block per group, no stream.
+  bool group_offload_leaf_level = false;
+  int group_offload_blocks_per_group = 1;
   std::optional<PriorStage> prior_stage;  // runs before `prior`
   std::vector<PriorAllocation> prior;
 };
