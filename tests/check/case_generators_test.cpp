@@ -170,5 +170,22 @@ TEST_F(GeneratedCaseShrinking, SimplificationsStayInsideTheSearchScope) {
   for (const GeneratedCase& s : simplifications(c, inputs_)) EXPECT_EQ(s.alloc_conf, "expandable_segments:True");
 }
 
+// A class that a property requires must come up in a default-sized search for any seed, or a user who
+// changes the seed gets "not exercised" instead of a verdict (near-boundary once hit 31 of 100 seeds).
+TEST_F(GeneratedCaseShrinking, EveryRequiredClassComesUpForEverySeed) {
+  OutcomeCache cache(OFFSIM_SOURCE_DIR);
+  for (const char* policy : {"invokeai@a6724695", "diffusers-group-offload@58eb52c0"}) {
+    for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+      PropertyCheckOptions options;
+      options.seed = seed;
+      options.cases = 60;
+      options.shrink = false;
+      const PropertyCheckResult r = check_property(policy, PropertyId::kP3, options, cache, inputs_);
+      EXPECT_TRUE(r.missing_classes.empty()) << policy << " seed " << seed << ": no case of class "
+                                             << (r.missing_classes.empty() ? "" : r.missing_classes.front());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace offsim::check
