@@ -97,6 +97,7 @@ std::vector<CorpusResult> run_corpus(const std::vector<CorpusEntry>& entries, co
       r.buggy_searches.push_back(check_property(entry.buggy, entry.property, o, cache, inputs));
       if (!o.counterexample_dir.empty()) o.counterexample_dir /= "fixed";
       r.fixed_searches.push_back(check_property(entry.fixed, entry.property, o, cache, inputs));
+      cache.clear();
     }
     for (const std::string& file : entry.counterexamples) {
       const policies::Scenario scenario = policies::Scenario::load(options.root / file, options.root);

@@ -33,14 +33,15 @@ GateResult run_gate(const GateOptions& options) {
   };
   std::vector<Unit> units;
   std::size_t index = 0;
+  // Properties of one (policy, seed) are adjacent: they check the same generated cases and share their runs.
   for (const std::string& policy : policies) {
     const policies::PolicyInfo info = policies::make_policy(policy)->info();
-    for (PropertyId property : applicable_properties(info)) {
-      if (!options.properties.empty() &&
-          std::find(options.properties.begin(), options.properties.end(), property) == options.properties.end()) {
-        continue;
-      }
-      for (std::uint64_t seed : options.seeds) {
+    for (std::uint64_t seed : options.seeds) {
+      for (PropertyId property : applicable_properties(info)) {
+        if (!options.properties.empty() &&
+            std::find(options.properties.begin(), options.properties.end(), property) == options.properties.end()) {
+          continue;
+        }
         if (static_cast<int>(index++ % static_cast<std::size_t>(options.shard_count)) == options.shard_index) {
           units.push_back({policy, property, seed});
         }
@@ -57,6 +58,7 @@ GateResult run_gate(const GateOptions& options) {
       result.units_skipped = units.size() - i;
       break;
     }
+    if (i > 0 && (units[i].policy != units[i - 1].policy || units[i].seed != units[i - 1].seed)) cache.clear();
     PropertyCheckOptions o;
     o.seed = units[i].seed;
     o.cases = options.cases;

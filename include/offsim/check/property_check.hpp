@@ -43,6 +43,9 @@ class OutcomeCache {
   const CaseOutcome& get(const std::string& policy, const GeneratedCase& c, bool with_min_capacity);
   const std::filesystem::path& root() const { return root_; }
   std::size_t runs() const { return runs_; }
+  /// Forgets the outcomes (not the run count): cases of another seed never share them, and a 100-seed
+  /// search would otherwise keep every run it made.
+  void clear() { outcomes_.clear(); }
 
  private:
   std::filesystem::path root_;
