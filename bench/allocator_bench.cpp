@@ -108,18 +108,23 @@ std::vector<Op> training_ops(std::size_t events, unsigned seed) {
   return ops;
 }
 
-// Applies ops; frees of tensors whose allocation failed are skipped. Returns events executed.
+// One op; the free of a tensor whose allocation failed is skipped.
+void apply(CachingAllocator& a, const Op& op, std::vector<std::uint64_t>& ptrs) {
+  if (op.slot >= ptrs.size()) ptrs.resize(op.slot + 1, 0);
+  if (op.alloc) {
+    ptrs[op.slot] = a.malloc(op.size).value_or(0);
+  } else if (ptrs[op.slot] != 0) {
+    a.free(ptrs[op.slot]);
+    ptrs[op.slot] = 0;
+  }
+}
+
+// Applies ops. Returns events executed.
 std::size_t drive(CachingAllocator& a, const std::vector<Op>& ops, std::vector<std::uint64_t>& ptrs,
                   std::vector<TraceEvent>& trace) {
   std::size_t done = 0;
   for (const Op& op : ops) {
-    if (op.slot >= ptrs.size()) ptrs.resize(op.slot + 1, 0);
-    if (op.alloc) {
-      ptrs[op.slot] = a.malloc(op.size).value_or(0);
-    } else if (ptrs[op.slot] != 0) {
-      a.free(ptrs[op.slot]);
-      ptrs[op.slot] = 0;
-    }
+    apply(a, op, ptrs);
     ++done;
     if (trace.size() > (1u << 16)) trace.clear();  // emission stays on; the sink is drained in chunks
   }
@@ -156,15 +161,7 @@ Trace record(const std::vector<Op>& ops) {
   trace.events.reserve(ops.size() * 2 + ops.size() / 4);
   a.set_trace_sink(&trace.events);
   std::vector<std::uint64_t> ptrs;
-  for (const Op& op : ops) {
-    if (op.slot >= ptrs.size()) ptrs.resize(op.slot + 1, 0);
-    if (op.alloc) {
-      ptrs[op.slot] = a.malloc(op.size).value_or(0);
-    } else if (ptrs[op.slot] != 0) {
-      a.free(ptrs[op.slot]);
-      ptrs[op.slot] = 0;
-    }
-  }
+  for (const Op& op : ops) apply(a, op, ptrs);
   return trace;
 }
 
