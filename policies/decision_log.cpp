@@ -217,41 +217,6 @@ std::optional<Backend> header_backend(const Fields& device) {
   return device.parsed("backend", [](const std::string& s) { return parse_backend(s); });
 }
 
-// "2.9.1+rocm6.4" -> (2, 9); nullopt when the text does not start with major.minor.
-std::optional<std::pair<int, int>> major_minor(const std::string& version) {
-  int major = 0, minor = 0;
-  std::size_t i = 0;
-  auto number = [&](int& out) {
-    const std::size_t begin = i;
-    while (i < version.size() && i - begin < 4 && version[i] >= '0' && version[i] <= '9') out = out * 10 + (version[i++] - '0');
-    return i > begin;
-  };
-  if (!number(major) || i >= version.size() || version[i++] != '.' || !number(minor)) return std::nullopt;
-  return std::pair{major, minor};
-}
-
-// The allocator profile a logged torch version runs: the newest profile not newer than it (profiles mark
-// the releases where allocator behaviour changed, docs of sim/version_profile.hpp).
-std::string allocator_profile_for(const std::string& torch_version, std::string& note) {
-  const auto version = major_minor(torch_version);
-  const sim::VersionProfile* chosen = nullptr;
-  if (version) {
-    for (const sim::VersionProfile& p : sim::VersionProfile::all()) {
-      const auto profile = major_minor(p.name);
-      if (profile && *profile <= *version) chosen = &p;
-    }
-  }
-  if (chosen != nullptr) {
-    if (chosen->name != std::to_string(version->first) + "." + std::to_string(version->second)) {
-      note = "torch " + torch_version + " runs the allocator of profile " + chosen->name;
-    }
-    return chosen->name;
-  }
-  note = "torch " + (torch_version.empty() ? std::string("version not logged") : "\"" + torch_version + "\"") +
-         ": no allocator profile applies, the newest (" + sim::VersionProfile::newest().name + ") is used";
-  return sim::VersionProfile::newest().name;
-}
-
 DecisionLogHeader read_header(const Fields& f, std::string& profile, std::string& profile_note) {
   DecisionLogHeader h;
   const Fields p = f.object("policy");
@@ -278,7 +243,7 @@ DecisionLogHeader read_header(const Fields& f, std::string& profile, std::string
     h.torch_version = t.string_or("version", "");
   }
   h.alloc_conf = f.string_or("alloc_conf", "");
-  profile = allocator_profile_for(h.torch_version, profile_note);
+  profile = sim::VersionProfile::for_torch_version(h.torch_version, &profile_note).name;
   try {
     (void)sim::AllocatorConfig::parse(h.alloc_conf, sim::VersionProfile::by_name(profile));
   } catch (const ConfigError& e) {
@@ -543,9 +508,7 @@ namespace {
 class TruePeakFinder {
  public:
   TruePeakFinder(const DecisionLog& log, const DecisionLogOptions& options) : log_(log), options_(options) {
-    std::string note;
-    profile_ = &sim::VersionProfile::by_name(allocator_profile_for(log.header.torch_version, note));
-    profile_note_ = note;
+    profile_ = &sim::VersionProfile::for_torch_version(log.header.torch_version, &profile_note_);
   }
 
   StageTruePeak find(const LoggedStage& s) {

@@ -1,7 +1,9 @@
 #include "offsim/sim/version_profile.hpp"
 
 #include <array>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "offsim/sim/errors.hpp"
 
@@ -23,6 +25,19 @@ VersionProfile make(const char* name, bool tail_after_last, bool non_split_round
   p.reclaim_skips_expandable = reclaim_skips_es;
   p.rocm_expandable_segments = rocm_es;
   return p;
+}
+
+// "2.9.1+rocm6.4" -> (2, 9); nullopt when the text does not start with major.minor.
+std::optional<std::pair<int, int>> major_minor(std::string_view version) {
+  int major = 0, minor = 0;
+  std::size_t i = 0;
+  auto number = [&](int& out) {
+    const std::size_t begin = i;
+    while (i < version.size() && i - begin < 4 && version[i] >= '0' && version[i] <= '9') out = out * 10 + (version[i++] - '0');
+    return i > begin;
+  };
+  if (!number(major) || i >= version.size() || version[i++] != '.' || !number(minor)) return std::nullopt;
+  return std::pair{major, minor};
 }
 
 const std::array<VersionProfile, 4>& profiles() {
@@ -50,6 +65,28 @@ const VersionProfile& VersionProfile::by_name(std::string_view name) {
   }
   throw ConfigError("unknown PyTorch version profile \"" + std::string(name) + "\" (known: " + known +
                     ", newest)");
+}
+
+const VersionProfile& VersionProfile::for_torch_version(std::string_view torch_version, std::string* note) {
+  const auto version = major_minor(torch_version);
+  const VersionProfile* chosen = nullptr;
+  if (version) {
+    for (const VersionProfile& p : all()) {
+      const auto profile = major_minor(p.name);
+      if (profile && *profile <= *version) chosen = &p;
+    }
+  }
+  if (chosen != nullptr) {
+    if (note != nullptr && chosen->name != std::to_string(version->first) + "." + std::to_string(version->second)) {
+      *note = "torch " + std::string(torch_version) + " runs the allocator of profile " + chosen->name;
+    }
+    return *chosen;
+  }
+  if (note != nullptr) {
+    *note = "torch " + (torch_version.empty() ? std::string("version not logged") : "\"" + std::string(torch_version) + "\"") +
+            ": no allocator profile applies, the newest (" + newest().name + ") is used";
+  }
+  return newest();
 }
 
 }  // namespace offsim::sim

@@ -30,18 +30,8 @@ namespace {
 
 #if OFFSIM_HAVE_TORCH_CUDA
 
-// The simulator profile of the libtorch this test runs on ("2.11.0+cu130" -> "2.11"), newest if unknown.
-const sim::VersionProfile& running_profile() {
-  std::string version = TORCH_VERSION;
-  const auto first = version.find('.');
-  const auto second = version.find('.', first + 1);
-  if (first != std::string::npos && second != std::string::npos) version = version.substr(0, second);
-  try {
-    return sim::VersionProfile::by_name(version);
-  } catch (const ConfigError&) {
-    return sim::VersionProfile::newest();
-  }
-}
+// The simulator profile of the libtorch this test runs on ("2.11.0+cu130" -> 2.11).
+const sim::VersionProfile& running_profile() { return sim::VersionProfile::for_torch_version(TORCH_VERSION); }
 
 class CudaBackendGpu : public ::testing::Test {
  protected:

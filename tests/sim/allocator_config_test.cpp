@@ -324,5 +324,19 @@ TEST(AllocatorConfigTest, MaxSplitSizeIsClampedNotOverflowed) {
   EXPECT_EQ(config.max_split_size, (kUnlimitedSplitSize / MiB) * MiB);
 }
 
+// A torch release runs the newest profile not newer than it; build suffixes do not matter.
+TEST(VersionProfileTest, ATorchVersionRunsTheNewestProfileNotNewerThanIt) {
+  std::string note;
+  EXPECT_EQ(VersionProfile::for_torch_version("2.11.0+cu130", &note).name, "2.11");
+  EXPECT_EQ(note, "");
+  EXPECT_EQ(VersionProfile::for_torch_version("2.10.0+cu128", &note).name, "2.9");
+  EXPECT_EQ(note, "torch 2.10.0+cu128 runs the allocator of profile 2.9");
+  EXPECT_EQ(VersionProfile::for_torch_version("2.5.1").name, "2.4");
+  EXPECT_EQ(VersionProfile::for_torch_version("1.13.1", &note).name, VersionProfile::newest().name);
+  EXPECT_NE(note.find("no allocator profile applies"), std::string::npos) << note;
+  EXPECT_EQ(VersionProfile::for_torch_version("", &note).name, VersionProfile::newest().name);
+  EXPECT_NE(note.find("version not logged"), std::string::npos) << note;
+}
+
 }  // namespace
 }  // namespace offsim::sim

@@ -33,6 +33,11 @@ struct VersionProfile {
   /// Throws ConfigError listing the known names.
   static const VersionProfile& by_name(std::string_view name);
   static const VersionProfile& newest();
+  /// The profile a torch release runs: the newest one not newer than `torch_version` ("2.10.0+cu128" ->
+  /// 2.9; profiles mark the releases where allocator behaviour changed), or the newest when the text has
+  /// no major.minor or predates every profile. `note`, when given, is set when the name differs from
+  /// the version.
+  static const VersionProfile& for_torch_version(std::string_view torch_version, std::string* note = nullptr);
 };
 
 }  // namespace offsim::sim
