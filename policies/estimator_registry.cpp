@@ -194,6 +194,26 @@ void add_invokeai(std::vector<Estimator>& out) {
                  "passes no estimate: the cache reserves only device_working_mem_gb (bug B3, fixed after the "
                  "snapshot by PR #9519)"),
       passes_none(), false));
+  {
+    // PR #9519 (spec section 7, B3). Read at e724d69e: the code index holds no copy at the PR's squash commit.
+    // The PR's first head (1904479a, 2026-08-19: 2200 / 1100 on every backend, no score term), a later one
+    // (b6a70b62: + the score term, summed, and the batch) and the review build measured on 2026-08-29 (3500 / 2750 plus the score term, summed: the spec's
+    // "3500*H*W*es (+score term)") are earlier states of the same PR, not what shipped.
+    auto d = vae_domain({VaeFamily::flux2}, kFloatDtypes, true,
+                        "peak reserved, bf16, fresh process per point: cuDNN RTX 4090 torch 2.7.1 (implied 2185 "
+                        "decode / 1072 encode), MIOpen RX 9070 XT and PRO W7900 torch 2.10 (3453-3525 / 2688); "
+                        "'the implied constant is flat across 512-1536px on every backend measured'; tiled: "
+                        "'~0.55GB flat at a 512px tile, from 1024px up to the 2024px reference-image cap'");
+    d.min_pixel_side = 512;
+    d.max_pixel_side = 1536;
+    d.max_pixel_side_tiled = 2024;
+    out.push_back(make_vae(
+        "invokeai/flux2@e724d69e",
+        "estimate_vae_working_memory_flux2 (PR #9519): max(H x W x es x C, S^2 x 17 where the mid-block "
+        "materializes) x batch, C = 3600 / 2750 ROCm, 2200 / 1100 otherwise; tiled tile^2 x es x C x 1.25",
+        kInvokeVwm + "e724d69eea0a37c49b595a8d232bd60c3e0bf4e3 (+ invokeai/backend/util/attention.py)", std::move(d),
+        [](const VaeWorkload& w) { return std::optional<std::uint64_t>(flux2(w)); }));
+  }
 
   const std::vector<VaeFamily> pid_backbones{VaeFamily::flux1, VaeFamily::z_image, VaeFamily::flux2,
                                              VaeFamily::sd3,   VaeFamily::sdxl,    VaeFamily::qwen_image};

@@ -20,16 +20,21 @@ constexpr std::int64_t kMB = 1LL << 20;
 constexpr double kMinDeviceWorkingMemGb = 1.5;        // MIN_DEVICE_WORKING_MEM_GB (smart)
 constexpr double kPartialLoadHeadroomMultiplier = 1.5;  // PARTIAL_LOAD_HEADROOM_MULTIPLIER (smart)
 
-std::map<VaeFamily, std::string> estimators_at(const char* qwen) {
-  return {{VaeFamily::sd15, "invokeai/sd15-sdxl@8e71a8a5"}, {VaeFamily::sdxl, "invokeai/sd15-sdxl@8e71a8a5"},
-          {VaeFamily::flux1, "invokeai/flux@8e71a8a5"},     {VaeFamily::sd3, "invokeai/sd3@8e71a8a5"},
-          {VaeFamily::cogview4, "invokeai/cogview4@8e71a8a5"}, {VaeFamily::z_image, "invokeai/z-image@d34655fd"},
-          {VaeFamily::anima, "invokeai/anima@be8ebeb3"},    {VaeFamily::wan21, "invokeai/wan@fd0e38bc"},
-          {VaeFamily::wan22, "invokeai/wan@fd0e38bc"},      {VaeFamily::qwen_image, qwen}};
+// The estimator each VAE call site passes. FLUX.2 is unmapped before PR #9519: its nodes call
+// model_on_device() with no working_mem_bytes, so the cache reserves its default (bug B3).
+std::map<VaeFamily, std::string> estimators_at(const char* qwen, const char* flux2 = nullptr) {
+  std::map<VaeFamily, std::string> out = {
+      {VaeFamily::sd15, "invokeai/sd15-sdxl@8e71a8a5"}, {VaeFamily::sdxl, "invokeai/sd15-sdxl@8e71a8a5"},
+      {VaeFamily::flux1, "invokeai/flux@8e71a8a5"},     {VaeFamily::sd3, "invokeai/sd3@8e71a8a5"},
+      {VaeFamily::cogview4, "invokeai/cogview4@8e71a8a5"}, {VaeFamily::z_image, "invokeai/z-image@d34655fd"},
+      {VaeFamily::anima, "invokeai/anima@be8ebeb3"},    {VaeFamily::wan21, "invokeai/wan@fd0e38bc"},
+      {VaeFamily::wan22, "invokeai/wan@fd0e38bc"},      {VaeFamily::qwen_image, qwen}};
+  if (flux2 != nullptr) out.emplace(VaeFamily::flux2, flux2);
+  return out;
 }
 
-const std::array<InvokeAIProfile, 4>& profiles() {
-  static const std::array<InvokeAIProfile, 4> all = {
+const std::array<InvokeAIProfile, 5>& profiles() {
+  static const std::array<InvokeAIProfile, 5> all = {
       InvokeAIProfile{"invokeai@fda7c42b",
                       "ModelCache before PR #9305: Qwen-Image l2i/i2l pass no working memory (3 GB default)",
                       "invoke-ai/InvokeAI:invokeai/backend/model_manager/load/model_cache/model_cache.py@fda7c42b",
@@ -46,6 +51,17 @@ const std::array<InvokeAIProfile, 4>& profiles() {
                       "ModelCache with smart_partial_loading: estimates honoured down to 1.5 GB, 1.5x partial headroom",
                       "invoke-ai/InvokeAI:invokeai/backend/model_manager/load/model_cache/model_cache.py@00f5ba9f",
                       true, estimators_at("invokeai/qwen-image@8e71a8a5")},
+      // PR #9519 on top of the snapshot: the FLUX.2 decode / encode / reference-image encode call sites pass
+      // estimate_vae_working_memory_flux2 (read at e724d69e; #9519's squash commit is in no source available
+      // here). Only the VAE call sites: the FLUX.2 denoise estimate #9519 also added (linear in the attended
+      // tokens, reference-image tokens included) has no workload in offsim, whose FLUX.2 denoise stages carry
+      // no working memory.
+      InvokeAIProfile{"invokeai@8e71a8a5+flux2-e724d69e",
+                      "ModelCache at the snapshot with PR #9519's FLUX.2 VAE estimate (MIOpen 3600 / 2750, cuDNN 2200 "
+                      "/ 1100, max with the mid-block score matrix)",
+                      "invoke-ai/InvokeAI:invokeai/backend/model_manager/load/model_cache/model_cache.py@8e71a8a5 + "
+                      "invokeai/backend/util/vae_working_memory.py@e724d69eea0a37c49b595a8d232bd60c3e0bf4e3",
+                      false, estimators_at("invokeai/qwen-image@8e71a8a5", "invokeai/flux2@e724d69e")},
   };
   return all;
 }

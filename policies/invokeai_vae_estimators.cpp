@@ -207,4 +207,74 @@ std::uint64_t qwen_image(const VaeWorkload& w, QwenImageProfile profile) {
   return pixels(w) * es * constant;
 }
 
+namespace {
+
+// FLUX.2 (PR #9519), read at e724d69eea0a37c49b595a8d232bd60c3e0bf4e3: vae_working_memory.py
+// (estimate_vae_working_memory_flux2, the per-backend constant table) and backend/util/attention.py
+// (SDPA_MATH_BYTES_PER_SCORE_ELEMENT, sdpa_score_matrix_bytes). Constants and arithmetic, not the text.
+//
+// Peak reserved bytes per output pixel per element byte, fitted by upstream's
+// scripts/calibrate_flux2_working_memory.py --only vae: cuDNN (RTX 4090, torch 2.7.1) implied 2185 decode /
+// 1072 encode, MIOpen (RX 9070 XT and PRO W7900, torch 2.10) 3453-3525 / 2688; shipped with ~2% headroom.
+// `is_rocm = device.type == "cuda" and torch.version.hip is not None` picks the MIOpen column; MPS, XPU and
+// CPU take cuDNN's.
+constexpr std::uint64_t kFlux2CudnnDecode = 2200;
+constexpr std::uint64_t kFlux2CudnnEncode = 1100;
+constexpr std::uint64_t kFlux2MiopenDecode = 3600;
+constexpr std::uint64_t kFlux2MiopenEncode = 2750;
+// _FLUX2_VAE_MID_BLOCK_HEADS = 1 (one 512-wide head), _FLUX2_VAE_SPATIAL_COMPRESSION = 8.
+constexpr std::uint64_t kFlux2MidBlockHeads = 1;
+constexpr std::uint64_t kFlux2SpatialCompression = 8;
+// SDPA_MATH_BYTES_PER_SCORE_ELEMENT: an upper bound on the peak reserved bytes per score element measured
+// with the math kernel forced on CUDA, gfx1100 and gfx1201 (12.88 / 13.62 / 16.38 at 4k tokens, the worst).
+constexpr std::uint64_t kSdpaMathBytesPerScoreElement = 17;
+
+// Whether the mid-block attention builds its (S x S) score matrix. Upstream asks torch (and, on ROCm, decides
+// by policy for heads wider than 256). Here: CUDA takes the 512-wide head on the memory-efficient kernel
+// ("verified" in the docstring); ROCm runs math (gfx1100 / torch 2.10 answered MATH in #9519's dispatch
+// probe, and the later guard sends every ROCm build there); MPS "has no fused kernel at all". XPU is taken
+// as fused (its probe answer for this head is not recorded anywhere read; the Qwen-Image estimator's
+// comment measured XPU on an efficient kernel).
+bool flux2_score_matrix_materializes(Backend backend) { return backend == Backend::rocm || backend == Backend::mps; }
+
+void require_flux2_tile(const VaeWorkload& w) {
+  if (w.tile_size && *w.tile_size <= 0) {
+    throw ConfigError("InvokeAI estimate_vae_working_memory_flux2: its only tiled call site (the FLUX.2 "
+                      "reference-image encode) passes REF_ENCODE_TILE_SIZE = 512; tile_size must be > 0 (" +
+                      describe(w) + ")");
+  }
+}
+
+}  // namespace
+
+std::uint64_t flux2_mid_block_score_bytes(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::flux2}, "estimate_vae_working_memory_flux2");
+  require_flux2_tile(w);
+  if (!flux2_score_matrix_materializes(w.backend)) return 0;
+  const auto tile = static_cast<std::uint64_t>(w.tile_size.value_or(0));
+  // Untiled: (out_h // 8) * (out_w // 8); tiled: (tile // 8) ** 2.
+  const std::uint64_t seq = w.tile_size ? (tile / kFlux2SpatialCompression) * (tile / kFlux2SpatialCompression)
+                                        : (static_cast<std::uint64_t>(w.pixel_height) / kFlux2SpatialCompression) *
+                                              (static_cast<std::uint64_t>(w.pixel_width) / kFlux2SpatialCompression);
+  // (batch, heads, S, S): "one head per sample prices the whole batch".
+  const std::uint64_t heads = kFlux2MidBlockHeads * static_cast<std::uint64_t>(w.batch);
+  return heads * seq * seq * kSdpaMathBytesPerScoreElement;
+}
+
+std::uint64_t flux2(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::flux2}, "estimate_vae_working_memory_flux2");
+  require_flux2_tile(w);
+  const std::uint64_t es = es_of(w);
+  const bool decode = w.op == VaeOp::decode;
+  const bool miopen = w.backend == Backend::rocm;
+  const std::uint64_t constant =
+      miopen ? (decode ? kFlux2MiopenDecode : kFlux2MiopenEncode) : (decode ? kFlux2CudnnDecode : kFlux2CudnnEncode);
+  // `batch_size = image_tensor.shape[0]`; the linear term is per sample.
+  const double linear = (w.tile_size ? tiled_term(*w.tile_size, es, constant) : static_cast<double>(pixels(w) * es * constant)) *
+                        static_cast<double>(w.batch);
+  // "max, not sum": the mid-block attention and the full-resolution convolutions peak in different phases.
+  const double score = static_cast<double>(flux2_mid_block_score_bytes(w));
+  return truncate(std::max(linear, score));
+}
+
 }  // namespace offsim::policies::invokeai

@@ -107,6 +107,9 @@ TEST(EstimatorRegistry, WiringMatchesTheSpecVectors) {
   EXPECT_EQ(run("comfyui/vae-wan21@033046cc", vae(VaeFamily::qwen_image, VaeOp::decode, 1024, 1024)),
             4'613'734'400u);
   EXPECT_EQ(run("comfyui/vae-flux2-kl@033046cc", vae(VaeFamily::flux2, VaeOp::decode, 1024, 1024)), 4'567'597'056u);
+  EXPECT_EQ(run("invokeai/flux2@e724d69e", vae(VaeFamily::flux2, VaeOp::decode, 1024, 1024)), 4'613'734'400u);
+  EXPECT_EQ(run("invokeai/flux2@e724d69e", vae(VaeFamily::flux2, VaeOp::decode, 768, 768, DType::bf16, Backend::rocm)),
+            4'246'732'800u);
   DenoiseWorkload flux;
   flux.model = DiffusionModel::flux;
   flux.noise_shape = {1, 16, 128, 128};

@@ -232,6 +232,62 @@ TEST(InvokeAiQwenImage, RejectsOtherFamiliesAndBadShapes) {
                ConfigError);
 }
 
+// ---- FLUX.2 (PR #9519, read at e724d69e) ----
+
+VaeWorkload flux2_vae(VaeOp op, int side, Backend backend, int batch = 1) {
+  auto w = vae(VaeFamily::flux2, op, side, side, DType::bf16, backend);
+  w.batch = batch;
+  return w;
+}
+
+TEST(InvokeAiFlux2, CudnnConstantsOffRocm) {
+  // 1024 * 1024 * 2 * 2200 / 1100: no score term where a fused kernel takes the 512-wide head.
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 1024, Backend::cuda)), 4'613'734'400u);
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::encode, 1024, Backend::cuda)), 2'306'867'200u);
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 1024, Backend::xpu)), 4'613'734'400u);
+  EXPECT_EQ(flux2_mid_block_score_bytes(flux2_vae(VaeOp::decode, 1536, Backend::cuda)), 0u);
+}
+
+TEST(InvokeAiFlux2, MiopenConstantsCoverThePublishedRocmDecodes) {
+  // 3600 decode / 2750 encode; the W7900 decode peaks of PR #9519's review (1.721 / 3.781 / 6.703 GiB) stay
+  // below the estimate at every published size (the cache's 3 GiB floor aside).
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 512, Backend::rocm)), 1'887'436'800u);
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 768, Backend::rocm)), 4'246'732'800u);
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 1024, Backend::rocm)), 7'549'747'200u);
+  EXPECT_GT(static_cast<double>(flux2(flux2_vae(VaeOp::decode, 768, Backend::rocm))), 3.781 * static_cast<double>(GiB));
+  EXPECT_GT(static_cast<double>(flux2(flux2_vae(VaeOp::decode, 1024, Backend::rocm))), 6.703 * static_cast<double>(GiB));
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::encode, 1024, Backend::rocm)), 5'767'168'000u);
+}
+
+TEST(InvokeAiFlux2, ScoreMatrixIsTakenAsMaxNotSum) {
+  // ROCm materializes (S^2 * 17, S = (side/8)^2): 16384^2 * 17 at 1024 px, under the linear term there...
+  EXPECT_EQ(flux2_mid_block_score_bytes(flux2_vae(VaeOp::decode, 1024, Backend::rocm)), 4'563'402'752u);
+  // ...and above it at 1536 px (upstream: "~21 GiB at 1536px" for the score matrix alone).
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 1536, Backend::rocm)), 23'102'226'432u);
+  // Upstream's one crossover point: a 768 px encode, cuDNN constant, materializing kernel -> the 1.35 GB max.
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::encode, 768, Backend::mps)), 1'443'889'152u);
+}
+
+TEST(InvokeAiFlux2, BatchMultipliesBothTerms) {
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 1024, Backend::cuda, 3)), 3 * 4'613'734'400u);
+  EXPECT_EQ(flux2(flux2_vae(VaeOp::decode, 1536, Backend::rocm, 2)), 2 * 23'102'226'432u);
+}
+
+TEST(InvokeAiFlux2, TiledIsOneTilePlus25Percent) {
+  // The reference-image encode forces 512 px tiles: 512 * 512 * 2 * 1100 * 1.25 whatever the image.
+  EXPECT_EQ(flux2(tiled(flux2_vae(VaeOp::encode, 2024, Backend::cuda), 512)), 720'896'000u);
+  EXPECT_EQ(flux2(tiled(flux2_vae(VaeOp::encode, 1024, Backend::cuda), 512)), 720'896'000u);
+  // ROCm: 2750 * 1.25 per tile pixel byte; the tile's score matrix (4096^2 * 17) stays below it.
+  EXPECT_EQ(flux2(tiled(flux2_vae(VaeOp::encode, 2024, Backend::rocm), 512)), 1'802'240'000u);
+  EXPECT_EQ(flux2_mid_block_score_bytes(tiled(flux2_vae(VaeOp::encode, 2024, Backend::rocm), 512)), 285'212'672u);
+  EXPECT_THROW((void)flux2(tiled(flux2_vae(VaeOp::encode, 1024, Backend::cuda), 0)), ConfigError);
+}
+
+TEST(InvokeAiFlux2, RejectsOtherFamilies) {
+  EXPECT_THROW((void)flux2(vae(VaeFamily::flux1, VaeOp::decode, 1024, 1024)), ConfigError);
+  EXPECT_THROW((void)flux2(vae(VaeFamily::flux2, VaeOp::decode, 1000, 1024)), ConfigError);  // not x16
+}
+
 // ---- PiD ----
 
 VaeWorkload pid(VaeFamily backbone, int side, int batch = 1, bool optimize = false) {

@@ -90,4 +90,18 @@ std::uint64_t qwen_image(const VaeWorkload& workload, QwenImageProfile profile);
 /// QWEN_IMAGE_VAE_DEFAULT_TILE_SIZE = 256, otherwise clamped up to QWEN_IMAGE_VAE_MIN_TILE_SIZE = 64.
 int resolve_qwen_image_tile_size(int tile_size);
 
+/// estimate_vae_working_memory_flux2, added by PR #9519 (FLUX.2 decode, encode and reference-image encode; at
+/// 8e71a8a519 those call sites pass no estimate). Transcribed from vae_working_memory.py as it stands at
+/// e724d69eea (the code index holds no copy at #9519's squash commit; the PR's own review figures are in that
+/// version's comments). Family flux2. Per sample:
+///   linear = H * W * es * C, C = 3600 decode / 2750 encode on ROCm (MIOpen), 2200 / 1100 elsewhere (cuDNN);
+///            tiled: tile^2 * es * C * 1.25 (the reference-image encode tiles at 512);
+///   score  = S^2 * 17 where the 512-wide single-head mid-block attention materializes its score matrix (ROCm,
+///            MPS), S = (H/8) * (W/8) or (tile/8)^2; 0 where a fused SDPA kernel runs (CUDA, XPU);
+///   E = max(linear * batch, score * batch).
+std::uint64_t flux2(const VaeWorkload& workload);
+
+/// flux2()'s score-matrix term alone (0 on backends with a fused kernel for the 512-wide head).
+std::uint64_t flux2_mid_block_score_bytes(const VaeWorkload& workload);
+
 }  // namespace offsim::policies::invokeai
