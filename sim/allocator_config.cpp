@@ -140,13 +140,6 @@ std::size_t parse_roundup(const Parser& p, std::size_t i, AllocatorConfig& confi
 
 }  // namespace
 
-std::uint64_t AllocatorConfig::divisions_for(std::uint64_t size) const {
-  // Intervals start at 1 MiB: index = floor(log2(size)) - 20, clamped to the table.
-  const int log_size = size == 0 ? 0 : static_cast<int>(std::bit_width(size)) - 1;
-  const int index = std::clamp(log_size - 20, 0, static_cast<int>(roundup_power2_divisions.size()) - 1);
-  return roundup_power2_divisions[static_cast<std::size_t>(index)];
-}
-
 AllocatorConfig AllocatorConfig::parse(std::string_view settings, const VersionProfile& profile,
                                        const AllocatorConfig* previous) {
   AllocatorConfig config;

@@ -2,7 +2,9 @@
 // (c10/core/AllocatorConfig.cpp, c10/cuda/CUDAAllocatorConfig.cpp; spec sections 2.2-2.3).
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -49,8 +51,13 @@ struct AllocatorConfig {
   static AllocatorConfig parse(std::string_view settings, const VersionProfile& profile = VersionProfile::newest(),
                                const AllocatorConfig* previous = nullptr);
 
-  /// Divisions that apply to a request of `size` bytes.
-  std::uint64_t divisions_for(std::uint64_t size) const;
+  /// Divisions that apply to a request of `size` bytes. Inline: it runs on every malloc.
+  std::uint64_t divisions_for(std::uint64_t size) const {
+    // Intervals start at 1 MiB: index = floor(log2(size)) - 20, clamped to the table.
+    const int log_size = size == 0 ? 0 : static_cast<int>(std::bit_width(size)) - 1;
+    const int index = std::clamp(log_size - 20, 0, static_cast<int>(roundup_power2_divisions.size()) - 1);
+    return roundup_power2_divisions[static_cast<std::size_t>(index)];
+  }
 };
 
 }  // namespace offsim::sim
