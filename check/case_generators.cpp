@@ -130,8 +130,9 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
     const auto& templates = pipeline_templates();
     std::vector<std::size_t> pipelines;
     for (std::size_t i = 0; i < templates.size(); ++i) {
-      if (inputs.scope.pipelines.empty() || std::find(inputs.scope.pipelines.begin(), inputs.scope.pipelines.end(),
-                                                      templates[i].name) != inputs.scope.pipelines.end()) {
+      if (inputs.scope.pipelines.empty() ? !templates[i].opt_in
+                                         : std::find(inputs.scope.pipelines.begin(), inputs.scope.pipelines.end(),
+                                                     templates[i].name) != inputs.scope.pipelines.end()) {
         pipelines.push_back(i);
       }
     }
@@ -162,8 +163,9 @@ rc::Gen<GeneratedCase> gen_case(const GeneratorInputs& inputs) {
     if (near_boundary) {
       // What the largest stage needs alone: its models' weights plus its measured peak.
       const std::uint64_t vae = manifest_bytes(inputs.root, t.vae);
-      std::uint64_t need = std::max({manifest_bytes(inputs.root, t.text_encoder), manifest_bytes(inputs.root, t.transformer),
-                                     vae + c.decode.peak_reserved});
+      std::uint64_t text = manifest_bytes(inputs.root, t.text_encoder);
+      if (!t.text_encoder_2.empty()) text += manifest_bytes(inputs.root, t.text_encoder_2);  // one stage runs both
+      std::uint64_t need = std::max({text, manifest_bytes(inputs.root, t.transformer), vae + c.decode.peak_reserved});
       if (c.encode) need = std::max(need, vae + c.encode->peak_reserved);
       need += c.context + c.other_processes;
       const int permille = *rc::gen::inRange(970, 1081);

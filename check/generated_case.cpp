@@ -14,11 +14,12 @@ using policies::VaeFamily;
 
 std::string platform_of(policies::Backend b) { return b == policies::Backend::rocm ? "rocm" : "cuda"; }
 
-json workload(const policies::PublishedPoint& p) {
+json workload(const policies::PublishedPoint& p, const PipelineTemplate& t) {
   // The estimate is made for the VAE's own dtype; the published points are fp16 runs, and bf16 has the
-  // same element size.
+  // same element size. A point measured in fp32 (InvokeAI's fp32 decode of an SD/SDXL VAE) runs fp32.
+  const std::string dtype = p.dtype == policies::DType::fp32 ? "fp32" : t.vae_dtype;
   return {{"vae", {{"family", policies::to_string(p.family)}, {"op", policies::to_string(p.op)},
-                   {"height", p.height}, {"width", p.width}, {"dtype", "bf16"},
+                   {"height", p.height}, {"width", p.width}, {"dtype", dtype},
                    {"backend", policies::to_string(p.backend)}}}};
 }
 
@@ -28,12 +29,19 @@ const std::vector<PipelineTemplate>& pipeline_templates() {
   static const std::vector<PipelineTemplate> all = {
       {"qwen-image-edit-2511-q8", "traces/models/qwen-image-text-encoder.json",
        "traces/models/qwen-image-edit-2511-transformer-q8_0.json", "traces/models/qwen-image-vae.json",
-       VaeFamily::qwen_image, true, "qwen_image", {4, 8, 20}},
+       VaeFamily::qwen_image, true, "qwen_image", {4, 8, 20}, "", "bf16", false},
       {"qwen-image-bf16", "traces/models/qwen-image-text-encoder.json", "traces/models/qwen-image-transformer.json",
-       "traces/models/qwen-image-vae.json", VaeFamily::qwen_image, false, "qwen_image", {4, 20}},
+       "traces/models/qwen-image-vae.json", VaeFamily::qwen_image, false, "qwen_image", {4, 20}, "", "bf16", false},
       {"flux2-klein-9b", "traces/models/flux2-klein-9b-text-encoder.json",
        "traces/models/flux2-klein-9b-transformer.json", "traces/models/flux2-vae.json", VaeFamily::flux2, false,
-       "flux2_klein", {4}},
+       "flux2_klein", {4}, "", "bf16", false},
+      // Opt-in (corpus entry B5): the SD1.5 / SDXL VAE decodes InvokeAI PR #7674 published. The nodes run the VAE
+      // in fp16 unless the fp32 flag is set; 10 steps is denoise_latents.py's default (7567ee2adf); LightX2V has
+      // no SD model class (its policy does not apply).
+      {"sd15", "traces/models/sd15-text-encoder.json", "traces/models/sd15-unet.json", "traces/models/sd15-vae.json",
+       VaeFamily::sd15, false, "", {10}, "", "fp16", true},
+      {"sdxl", "traces/models/sdxl-text-encoder.json", "traces/models/sdxl-unet.json", "traces/models/sdxl-vae.json",
+       VaeFamily::sdxl, false, "", {10}, "traces/models/sdxl-text-encoder-2.json", "fp16", true},
   };
   return all;
 }
@@ -60,15 +68,17 @@ std::ostream& operator<<(std::ostream& out, const GeneratedCase& c) {
 policies::Scenario to_scenario(const GeneratedCase& c, const std::filesystem::path& root) {
   const PipelineTemplate& t = pipeline_templates()[c.pipeline];
   json stages = json::array();
-  stages.push_back({{"name", "text_encode"}, {"kind", "text_encode"}, {"models", {"text_encoder"}}});
+  json text_encoders = json::array({"text_encoder"});
+  if (!t.text_encoder_2.empty()) text_encoders.push_back("text_encoder_2");
+  stages.push_back({{"name", "text_encode"}, {"kind", "text_encode"}, {"models", text_encoders}});
   if (c.encode) {
-    stages.push_back({{"name", "encode"}, {"kind", "vae_encode"}, {"models", {"vae"}}, {"workload", workload(*c.encode)},
+    stages.push_back({{"name", "encode"}, {"kind", "vae_encode"}, {"models", {"vae"}}, {"workload", workload(*c.encode, t)},
                       {"working_memory", policies::working_memory_to_json(*policies::published_stage_trace(*c.encode))}});
   }
   json denoise = {{"name", "denoise"}, {"kind", "denoise"}, {"models", {"transformer"}}};
   if (c.denoise_steps > 1) denoise["steps"] = c.denoise_steps;
   stages.push_back(denoise);
-  stages.push_back({{"name", "decode"}, {"kind", "vae_decode"}, {"models", {"vae"}}, {"workload", workload(c.decode)},
+  stages.push_back({{"name", "decode"}, {"kind", "vae_decode"}, {"models", {"vae"}}, {"workload", workload(c.decode, t)},
                     {"working_memory", policies::working_memory_to_json(*policies::published_stage_trace(c.decode))}});
   json doc = {
       {"format", "offsim-scenario/1"},
@@ -86,6 +96,10 @@ policies::Scenario to_scenario(const GeneratedCase& c, const std::filesystem::pa
         {"diffusers",
          {{"offload_type", c.group_offload_leaf_level ? "leaf_level" : "block_level"},
           {"num_blocks_per_group", c.group_offload_blocks_per_group}}}}}};
+  if (!t.text_encoder_2.empty()) {
+    const json second = json::object({{"id", "text_encoder_2"}, {"manifest", t.text_encoder_2}});
+    doc["models"].insert(doc["models"].begin() + 1, second);
+  }
   if (c.calls != 1) doc["calls"] = c.calls;
   if (c.context) doc["device"]["context"] = c.context;
   if (c.other_processes) doc["device"]["other_processes"] = c.other_processes;

@@ -286,7 +286,7 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--junit", o->junit, "Write JUnit XML here");
   cmd->add_option("--json", o->json, "Write results as JSON (mergeable with --merge)");
   cmd->add_option("--merge", o->merge, "Merge the --json results of shards instead of running");
-  cmd->add_option("--pipeline", o->pipelines, "Draw only from these pipelines (repeatable; default: all)");
+  cmd->add_option("--pipeline", o->pipelines, "Draw only from these pipelines (repeatable; default: all but the opt-in sd15 and sdxl)");
   cmd->add_option("--alloc-conf", o->alloc_confs, "Draw only these allocator settings (repeatable; \"\" = default)");
   cmd->add_option("--torch", o->torch_versions, "Draw only these PyTorch version profiles (repeatable: 2.9, 2.11)")
       ->check(CLI::IsMember(generated_torch_versions()));

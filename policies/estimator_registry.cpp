@@ -97,6 +97,53 @@ void add_invokeai(std::vector<Estimator>& out) {
                          kInvokeVwm + "8e71a8a519399d6db32054ae9afc7c6c4e2355af",
                          vae_domain({VaeFamily::sd3}, kFloatDtypes, false, house_basis),
                          [](const VaeWorkload& w) { return std::optional<std::uint64_t>(sd3(w)); }));
+  {
+    // Issue #7587 / PR #7674 (spec section 7, B5): the decode nodes before and after b9f9d1c152. Decode only:
+    // the encode nodes of that time pass no working memory (the profiles say so, see invokeai_model_cache.cpp).
+    const std::string before = "invoke-ai/InvokeAI:invokeai/app/invocations/";
+    const std::string at_parent = "@7567ee2adfa55ca817d254f1de5ea584d860a2ee";
+    const std::string at_fix = "@b9f9d1c1521cbe291895a604605d2f65b99bfe07";
+    const std::string allocated_basis =
+        "upstream: 'It was found experimentally that the peak working memory scales linearly with the number of "
+        "pixels and the element size'; constants 'Determined experimentally', on allocated memory (PR #7674: 'The "
+        "previous values were set based on memory _allocations_'), plus 'a 20% buffer ... to be safe'. No "
+        "resolution range or backend stated.";
+    const std::string reserved_basis =
+        "PR #7674: 'set based on experimentally-observed _reserved_ memory (not just _allocated_) levels', "
+        "conservative; checked on SD1 fp32 512 px (reserved 1696 MB), SDXL fp16 and fp32 1024 px (3232 / 5568 MB), "
+        "under backend:cudaMallocAsync.";
+    out.push_back(make_vae(
+        "invokeai/sd15-sdxl@7567ee2a",
+        "latents_to_image before PR #7674: (H x W x (4 if fp32 else 2) x 960 [+250 MiB fp32]) x 1.2; decode only",
+        before + "latents_to_image.py" + at_parent,
+        vae_domain({VaeFamily::sd15, VaeFamily::sdxl}, {DType::fp16, DType::fp32}, true,
+                   allocated_basis + " 'This estimate is accurate for both SD1 and SDXL.'", {VaeOp::decode}),
+        [](const VaeWorkload& w) { return std::optional<std::uint64_t>(sd15_sdxl_decode_before_pr7674(w)); }));
+    out.push_back(make_vae("invokeai/flux@7567ee2a", "flux_vae_decode before PR #7674: H x W x es x 1090 x 1.2",
+                           before + "flux_vae_decode.py" + at_parent,
+                           vae_domain({VaeFamily::flux1}, kFloatDtypes, false, allocated_basis, {VaeOp::decode}),
+                           [](const VaeWorkload& w) { return std::optional<std::uint64_t>(flux_decode_before_pr7674(w)); }));
+    out.push_back(make_vae("invokeai/sd3@7567ee2a", "sd3_latents_to_image before PR #7674: H x W x es x 1230 x 1.2",
+                           before + "sd3_latents_to_image.py" + at_parent,
+                           vae_domain({VaeFamily::sd3}, kFloatDtypes, false, allocated_basis, {VaeOp::decode}),
+                           [](const VaeWorkload& w) { return std::optional<std::uint64_t>(sd3_decode_before_pr7674(w)); }));
+    // At b9f9d1c152 the three decode nodes compute what vae_working_memory.py later factored out (fd4c3bd27a).
+    out.push_back(make_vae(
+        "invokeai/sd15-sdxl@b9f9d1c1",
+        "latents_to_image with PR #7674: H x W x (4 if fp32 else 2) x 2200 [+250 MiB fp32]; decode only",
+        before + "latents_to_image.py" + at_fix,
+        vae_domain({VaeFamily::sd15, VaeFamily::sdxl}, {DType::fp16, DType::fp32}, true, reserved_basis,
+                   {VaeOp::decode}),
+        [](const VaeWorkload& w) { return std::optional<std::uint64_t>(sd15_sdxl(w)); }));
+    out.push_back(make_vae("invokeai/flux@b9f9d1c1", "flux_vae_decode with PR #7674: H x W x es x 2200",
+                           before + "flux_vae_decode.py" + at_fix,
+                           vae_domain({VaeFamily::flux1}, kFloatDtypes, false, reserved_basis, {VaeOp::decode}),
+                           [](const VaeWorkload& w) { return std::optional<std::uint64_t>(flux(w)); }));
+    out.push_back(make_vae("invokeai/sd3@b9f9d1c1", "sd3_latents_to_image with PR #7674: H x W x es x 2200",
+                           before + "sd3_latents_to_image.py" + at_fix,
+                           vae_domain({VaeFamily::sd3}, kFloatDtypes, false, reserved_basis, {VaeOp::decode}),
+                           [](const VaeWorkload& w) { return std::optional<std::uint64_t>(sd3(w)); }));
+  }
   out.push_back(make_vae(
       "invokeai/z-image@c1a8300e", "Z-Image l2i/i2l before PR #8740: model_on_device() with no working_mem_bytes",
       "invoke-ai/InvokeAI:invokeai/app/invocations/z_image_latents_to_image.py@c1a8300e967b23b00b11e326b1921a5901844ad4",

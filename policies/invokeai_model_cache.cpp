@@ -20,6 +20,15 @@ constexpr std::int64_t kMB = 1LL << 20;
 constexpr double kMinDeviceWorkingMemGb = 1.5;        // MIN_DEVICE_WORKING_MEM_GB (smart)
 constexpr double kPartialLoadHeadroomMultiplier = 1.5;  // PARTIAL_LOAD_HEADROOM_MULTIPLIER (smart)
 
+// The decode call sites of early 2025, before and with PR #7674 (b9f9d1c152): SD1.5/SDXL, FLUX.1 and SD3 were
+// the only VAE families; the encode call sites passed nothing (see InvokeAIProfile::encode_call_sites_estimate).
+std::map<VaeFamily, std::string> decode_estimators_2025(const std::string& commit) {
+  return {{VaeFamily::sd15, "invokeai/sd15-sdxl@" + commit},
+          {VaeFamily::sdxl, "invokeai/sd15-sdxl@" + commit},
+          {VaeFamily::flux1, "invokeai/flux@" + commit},
+          {VaeFamily::sd3, "invokeai/sd3@" + commit}};
+}
+
 // The estimator each VAE call site passes. FLUX.2 is unmapped before PR #9519: its nodes call
 // model_on_device() with no working_mem_bytes, so the cache reserves its default (bug B3).
 std::map<VaeFamily, std::string> estimators_at(const char* qwen, const char* flux2 = nullptr) {
@@ -33,8 +42,8 @@ std::map<VaeFamily, std::string> estimators_at(const char* qwen, const char* flu
   return out;
 }
 
-const std::array<InvokeAIProfile, 5>& profiles() {
-  static const std::array<InvokeAIProfile, 5> all = {
+const std::array<InvokeAIProfile, 7>& profiles() {
+  static const std::array<InvokeAIProfile, 7> all = {
       InvokeAIProfile{"invokeai@fda7c42b",
                       "ModelCache before PR #9305: Qwen-Image l2i/i2l pass no working memory (3 GB default)",
                       "invoke-ai/InvokeAI:invokeai/backend/model_manager/load/model_cache/model_cache.py@fda7c42b",
@@ -62,6 +71,24 @@ const std::array<InvokeAIProfile, 5>& profiles() {
                       "invoke-ai/InvokeAI:invokeai/backend/model_manager/load/model_cache/model_cache.py@8e71a8a5 + "
                       "invokeai/backend/util/vae_working_memory.py@e724d69eea0a37c49b595a8d232bd60c3e0bf4e3",
                       false, estimators_at("invokeai/qwen-image@8e71a8a5", "invokeai/flux2@e724d69e")},
+      // Issue #7587 / PR #7674 (bug B5): the cache of early 2025 with the decode estimates before and after
+      // b9f9d1c152. The VRAM decisions this file transcribes (_get_vram_available with its
+      // `max(working_mem_bytes or default, default)`, _offload_unlocked_models smallest first then
+      // empty_cache(), _load_locked_model with the +1 MB partial load) read the same at 7567ee2adf, b9f9d1c152
+      // and v5.6.0 as at 8e71a8a5; what differs is the RAM-tier heuristics (not modelled) and the config
+      // default enable_partial_loading = False.
+      InvokeAIProfile{"invokeai@7567ee2a",
+                      "ModelCache before PR #7674 (= v5.6.0): VAE decode estimates fitted to allocated memory (SD "
+                      "960, FLUX 1090, SD3 1230, x 1.2); encodes pass none; partial loading off by default",
+                      "invoke-ai/InvokeAI:invokeai/backend/model_manager/load/model_cache/model_cache.py@"
+                      "7567ee2adfa55ca817d254f1de5ea584d860a2ee",
+                      false, decode_estimators_2025("7567ee2a"), false, false},
+      InvokeAIProfile{"invokeai@b9f9d1c1",
+                      "ModelCache with PR #7674: VAE decode estimates fitted to reserved memory (2200); encodes pass "
+                      "none; partial loading off by default",
+                      "invoke-ai/InvokeAI:invokeai/backend/model_manager/load/model_cache/model_cache.py@"
+                      "b9f9d1c1521cbe291895a604605d2f65b99bfe07",
+                      false, decode_estimators_2025("b9f9d1c1"), false, false},
   };
   return all;
 }
@@ -75,8 +102,9 @@ struct Settings {
   std::vector<std::string> full_load_only;  // models wrapped as CachedModelOnlyFullLoad
 };
 
-Settings read_settings(const nlohmann::json& j) {
+Settings read_settings(const nlohmann::json& j, bool enable_partial_loading_default) {
   Settings s;
+  s.enable_partial_loading = enable_partial_loading_default;
   try {
     s.device_working_mem_gb = j.value("device_working_mem_gb", s.device_working_mem_gb);
     s.enable_partial_loading = j.value("enable_partial_loading", s.enable_partial_loading);
@@ -108,7 +136,7 @@ class InvokeAIModelCache final : public Policy {
   const PolicyInfo& info() const override { return info_; }
 
   void begin_run(RunContext& context) override {
-    settings_ = read_settings(context.settings("invokeai"));
+    settings_ = read_settings(context.settings("invokeai"), profile_.enable_partial_loading_default);
     // The RAM tier holds every model (its LRU is not modelled: host RAM is assumed sufficient); the
     // order of insertion breaks ties in the smallest-first sort, as Python's stable sort does.
     for (const std::string& id : context.model_ids()) {
@@ -167,6 +195,13 @@ class InvokeAIModelCache final : public Policy {
       if (const auto* vae = std::get_if<VaeWorkload>(&*stage.workload)) {
         auto it = profile_.vae_estimators.find(vae->family);
         if (it != profile_.vae_estimators.end()) id = it->second;
+      }
+    }
+    if (id && stage.workload && !profile_.encode_call_sites_estimate) {
+      const auto* vae = std::get_if<VaeWorkload>(&*stage.workload);
+      if (vae != nullptr && vae->op == VaeOp::encode) {
+        source = "no estimate passed: the encode call sites pass none before PR #8414";
+        return std::nullopt;
       }
     }
     if (id && stage.workload) {
@@ -287,7 +322,8 @@ class InvokeAIModelCache final : public Policy {
       }
     }
     decision.estimate = static_cast<std::uint64_t>(used_wm);
-    if (decision.estimate_source == "no estimate passed" || decision.estimate_source.find("passes no") != std::string::npos) {
+    if (decision.estimate_source.rfind("no estimate passed", 0) == 0 ||
+        decision.estimate_source.find("passes no") != std::string::npos) {
       decision.estimate_source += "; cache default device_working_mem_gb = " + format_bytes(decision.estimate.value_or(0));
     }
     decision.free_memory = available + used_wm;  // F_P: the policy's free memory before the reserve

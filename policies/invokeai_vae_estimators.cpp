@@ -79,6 +79,61 @@ std::uint64_t sd15_sdxl(const VaeWorkload& w) {
   return truncate(working_memory);
 }
 
+namespace {
+
+// Before PR #7674, read at 7567ee2adfa55ca817d254f1de5ea584d860a2ee (invokeai/app/invocations/
+// latents_to_image.py, flux_vae_decode.py, sd3_latents_to_image.py, each `_estimate_working_memory`).
+constexpr std::uint64_t kSdDecodeBeforePr7674 = 960;    // "Determined experimentally." (SD1 and SDXL)
+constexpr std::uint64_t kFluxDecodeBeforePr7674 = 1090;  // 6a5cee61be "Tune the working memory estimate for FLUX"
+constexpr std::uint64_t kSd3DecodeBeforePr7674 = 1230;   // 4abfb35321 "Tune SD3 VAE decode working memory estimate"
+constexpr double kBufferBeforePr7674 = 1.2;              // cba6528ea7 "Add a 20% buffer to all VAE decode ..."
+
+void require_decode_before_pr7674(const VaeWorkload& w, const char* node) {
+  if (w.op != VaeOp::decode) {
+    throw ConfigError(std::string("InvokeAI ") + node + " before PR #7674 estimates decodes only: the encode nodes of " +
+                      "that time pass no working memory (" + describe(w) + ")");
+  }
+}
+
+}  // namespace
+
+std::uint64_t sd15_sdxl_decode_before_pr7674(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::sd15, VaeFamily::sdxl}, "latents_to_image._estimate_working_memory");
+  require_decode_before_pr7674(w, "latents_to_image");
+  const bool fp32 = w.dtype == DType::fp32;
+  const std::uint64_t es = fp32 ? 4 : 2;  // `element_size = 4 if self.fp32 else 2`
+  double working_memory = 0;
+  if (w.tile_size) {
+    int tile = *w.tile_size;
+    if (tile == 0) {
+      if (!w.vae_tile_sample_min_size) {
+        throw ConfigError("InvokeAI latents_to_image before PR #7674: tile_size 0 means the VAE's "
+                          "tile_sample_min_size; set vae_tile_sample_min_size (" +
+                          describe(w) + ")");
+      }
+      tile = *w.vae_tile_sample_min_size;
+    }
+    working_memory = tiled_term(tile, es, kSdDecodeBeforePr7674);
+  } else {
+    working_memory = static_cast<double>(pixels(w) * es * kSdDecodeBeforePr7674);
+  }
+  if (fp32) working_memory += static_cast<double>(250 * MiB);
+  // `working_memory = int(working_memory * 1.2)`: the buffer applies after the fp32 bump.
+  return truncate(working_memory * kBufferBeforePr7674);
+}
+
+std::uint64_t flux_decode_before_pr7674(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::flux1}, "FluxVaeDecodeInvocation._estimate_working_memory");
+  require_decode_before_pr7674(w, "flux_vae_decode");
+  return truncate(static_cast<double>(pixels(w) * es_of(w) * kFluxDecodeBeforePr7674) * kBufferBeforePr7674);
+}
+
+std::uint64_t sd3_decode_before_pr7674(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::sd3}, "SD3LatentsToImageInvocation._estimate_working_memory");
+  require_decode_before_pr7674(w, "sd3_latents_to_image");
+  return truncate(static_cast<double>(pixels(w) * es_of(w) * kSd3DecodeBeforePr7674) * kBufferBeforePr7674);
+}
+
 std::uint64_t cogview4(const VaeWorkload& w) {
   require_family(w, {VaeFamily::cogview4}, "estimate_vae_working_memory_cogview4");
   return house_linear(w);

@@ -79,6 +79,29 @@ std::vector<PublishedPoint> load_published_points(const std::filesystem::path& r
   const std::filesystem::path other = root / "traces/published/vae_peaks_other.json";
   const json others = read(other);
   for (const json& e : others.at("entries")) {
+    // The SD1.x / SDXL VAE decodes of InvokeAI PR #7674, one point per entry: "Reserved" in MB, which are MiB
+    // (the PR's "Estimated" figures, 2450 / 4400 / 9050 MB, are its formula's bytes / 2^20 exactly). The model
+    // names map to families as scripts/vae_table.py reads them.
+    if (e.contains("reserved_mb") && e.contains("height")) {
+      const std::string model = e.value("model", "");
+      const bool sd1 = model.rfind("SD1", 0) == 0;
+      if (!sd1 && model.rfind("SDXL", 0) != 0) continue;
+      PublishedPoint point;
+      point.grid = e.at("id").get<std::string>();
+      point.family = sd1 ? VaeFamily::sd15 : VaeFamily::sdxl;
+      point.op = parse_vae_op(e.value("op", "decode"));
+      point.backend = Backend::cuda;  // pytorch_cuda_alloc_conf, a CUDA-only setting; the GPU is not stated
+      point.height = e.at("height").get<int>();
+      point.width = e.at("width").get<int>();
+      point.dtype = parse_published_dtype(e.value("dtype", "float16"));
+      const auto bytes =
+          static_cast<std::uint64_t>(std::llround(e.at("reserved_mb").get<double>() * static_cast<double>(MiB)));
+      point.peak_reserved = (bytes + kGrid - 1) / kGrid * kGrid;
+      point.citation = e.value("citation", "") + ", measured with allocator " + e.value("allocator", "not stated") +
+                       " [" + point.grid + "]";
+      out.push_back(std::move(point));
+      continue;
+    }
     // Points with a peak in GiB and a known VAE: the FLUX.2 ROCm grid of InvokeAI PR #9519.
     if (!e.contains("points") || e.value("model", "").find("FLUX.2") == std::string::npos) continue;
     for (const json& p : e.at("points")) {

@@ -170,6 +170,31 @@ TEST_F(GeneratedCaseShrinking, SimplificationsStayInsideTheSearchScope) {
   for (const GeneratedCase& s : simplifications(c, inputs_)) EXPECT_EQ(s.alloc_conf, "expandable_segments:True");
 }
 
+TEST_F(GeneratedCaseShrinking, OptInPipelinesAreDrawnOnlyWhenAScopeNamesThem) {
+  // The SD pipelines (corpus entry B5) must not change the draws of a search that does not name them.
+  const auto& templates = pipeline_templates();
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    const GeneratedCase c = gen_case(inputs_)(rc::Random(seed), 100).value();
+    EXPECT_FALSE(templates[c.pipeline].opt_in) << c;
+  }
+  inputs_.scope.pipelines = {"sdxl"};
+  bool fp16 = false, fp32 = false;
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    const GeneratedCase c = gen_case(inputs_)(rc::Random(seed), 100).value();
+    ASSERT_EQ(templates[c.pipeline].name, "sdxl");
+    const policies::Scenario s = to_scenario(c, inputs_.root);
+    // SDXL's two text encoders run in one stage; the decode is one of PR #7674's points, in its dtype.
+    ASSERT_EQ(s.stages.front().models, (std::vector<std::string>{"text_encoder", "text_encoder_2"}));
+    ASSERT_EQ(s.models.size(), 4u);
+    const auto& w = std::get<policies::VaeWorkload>(*s.stages.back().workload);
+    EXPECT_EQ(w.family, policies::VaeFamily::sdxl);
+    EXPECT_EQ(w.pixel_height * w.pixel_width, 1024 * 1024);
+    (w.dtype == policies::DType::fp32 ? fp32 : fp16) = true;
+    EXPECT_TRUE(w.dtype == policies::DType::fp32 || w.dtype == policies::DType::fp16) << c;
+  }
+  EXPECT_TRUE(fp16 && fp32);
+}
+
 // A class that a property requires must come up in a default-sized search for any seed, or a user who
 // changes the seed gets "not exercised" instead of a verdict (near-boundary once hit 31 of 100 seeds).
 TEST_F(GeneratedCaseShrinking, EveryRequiredClassComesUpForEverySeed) {

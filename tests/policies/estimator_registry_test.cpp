@@ -85,6 +85,21 @@ TEST(EstimatorRegistry, OtherCallSitesWithoutAnEstimate) {
                                          "invokeai/flux2@8e71a8a5"}));
 }
 
+TEST(EstimatorRegistry, DecodeEstimatesBeforeAndWithPr7674) {
+  const auto sdxl = vae(VaeFamily::sdxl, VaeOp::decode, 1024, 1024, DType::fp16);
+  EXPECT_EQ(run("invokeai/sd15-sdxl@7567ee2a", sdxl), 2'415'919'104u);  // 960 x 1.2
+  EXPECT_EQ(run("invokeai/sd15-sdxl@b9f9d1c1", sdxl), 4'613'734'400u);  // 2200
+  EXPECT_EQ(run("invokeai/flux@7567ee2a", vae(VaeFamily::flux1, VaeOp::decode, 1024, 1024)), 2'743'074'816u);
+  EXPECT_EQ(run("invokeai/flux@b9f9d1c1", vae(VaeFamily::flux1, VaeOp::decode, 1024, 1024)), 4'613'734'400u);
+  EXPECT_EQ(run("invokeai/sd3@7567ee2a", vae(VaeFamily::sd3, VaeOp::decode, 1024, 1024, DType::fp16)), 3'095'396'352u);
+  EXPECT_EQ(run("invokeai/sd3@b9f9d1c1", vae(VaeFamily::sd3, VaeOp::decode, 1024, 1024, DType::fp16)), 4'613'734'400u);
+  // Decode call sites only: the encode nodes of early 2025 are the profiles' business (they pass none).
+  for (const char* id : {"invokeai/sd15-sdxl@7567ee2a", "invokeai/sd15-sdxl@b9f9d1c1"}) {
+    EXPECT_THROW((void)run(id, vae(VaeFamily::sdxl, VaeOp::encode, 1024, 1024, DType::fp16)), ConfigError) << id;
+  }
+  EXPECT_THROW((void)run("invokeai/flux@b9f9d1c1", vae(VaeFamily::z_image, VaeOp::decode, 1024, 1024)), ConfigError);
+}
+
 TEST(EstimatorRegistry, WiringMatchesTheSpecVectors) {
   EXPECT_EQ(run("invokeai/sd15-sdxl@8e71a8a5", vae(VaeFamily::sdxl, VaeOp::decode, 1024, 1024, DType::fp16)),
             4'613'734'400u);

@@ -67,6 +67,56 @@ TEST(InvokeAiSd15Sdxl, TileZeroMeansTheVaesTileSampleMinSize) {
   EXPECT_EQ(sd15_sdxl(w), 5'767'168'000u);  // 1024 * 1024 * 2 * 2200 * 1.25
 }
 
+// ---- Before PR #7674 (issue #7587; read at 7567ee2adf): fitted to allocated memory, x 1.2 ----
+
+TEST(InvokeAiBeforePr7674, SdDecodeIs960TimesElementSizeThenTwentyPercent) {
+  // 1024 * 1024 * 2 * 960 = 2'013'265'920, x 1.2 (spec 7 B5: below PR #7674's 3232 MiB reserved).
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(vae(VaeFamily::sdxl, VaeOp::decode, 1024, 1024)), 2'415'919'104u);
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(vae(VaeFamily::sdxl, VaeOp::decode, 1024, 1024)), 2304 * MiB);
+  // bf16 is not the fp32 flag: element size 2, no 250 MiB.
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(vae(VaeFamily::sd15, VaeOp::decode, 1024, 1024, DType::bf16)),
+            2'415'919'104u);
+}
+
+TEST(InvokeAiBeforePr7674, Fp32Adds250MiBBeforeTheTwentyPercent) {
+  // (512 * 512 * 4 * 960 + 250 MiB) * 1.2 = (1'006'632'960 + 262'144'000) * 1.2; PR #7674 measured 1696 MiB.
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(vae(VaeFamily::sd15, VaeOp::decode, 512, 512, DType::fp32)),
+            1'522'532'352u);
+  // (1024 * 1024 * 4 * 960 + 250 MiB) * 1.2 = 4'288'675'840 * 1.2; PR #7674 measured 5568 MiB.
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(vae(VaeFamily::sdxl, VaeOp::decode, 1024, 1024, DType::fp32)),
+            5'146'411'008u);
+  EXPECT_LT(sd15_sdxl_decode_before_pr7674(vae(VaeFamily::sdxl, VaeOp::decode, 1024, 1024, DType::fp32)), 5568 * MiB);
+}
+
+TEST(InvokeAiBeforePr7674, TiledIsOneTilePlus25PercentThenTwentyPercent) {
+  // 512 * 512 * 2 * 960 * 1.25 * 1.2, whatever the image.
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(tiled(vae(VaeFamily::sdxl, VaeOp::decode, 4096, 4096), 512)), 754'974'720u);
+  // fp32: (512 * 512 * 4 * 960 * 1.25 + 250 MiB) * 1.2.
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(tiled(vae(VaeFamily::sdxl, VaeOp::decode, 2048, 2048, DType::fp32), 512)),
+            1'824'522'240u);
+  auto w = tiled(vae(VaeFamily::sdxl, VaeOp::decode, 2048, 2048), 0);
+  EXPECT_THROW((void)sd15_sdxl_decode_before_pr7674(w), ConfigError);
+  w.vae_tile_sample_min_size = 512;
+  EXPECT_EQ(sd15_sdxl_decode_before_pr7674(w), 754'974'720u);
+}
+
+TEST(InvokeAiBeforePr7674, FluxAndSd3HaveTheirOwnTunedConstants) {
+  // 1024 * 1024 * 2 * 1090 * 1.2 and 1024 * 1024 * 2 * 1230 * 1.2; es from the weights (fp32 = 4, no bump).
+  EXPECT_EQ(flux_decode_before_pr7674(vae(VaeFamily::flux1, VaeOp::decode, 1024, 1024, DType::bf16)), 2'743'074'816u);
+  EXPECT_EQ(flux_decode_before_pr7674(vae(VaeFamily::flux1, VaeOp::decode, 1024, 1024, DType::fp32)), 5'486'149'632u);
+  EXPECT_EQ(sd3_decode_before_pr7674(vae(VaeFamily::sd3, VaeOp::decode, 1024, 1024, DType::fp16)), 3'095'396'352u);
+}
+
+TEST(InvokeAiBeforePr7674, DecodeOnlyAndOnlyItsFamilies) {
+  // The encode nodes of that time pass no working memory: asking for an encode estimate is a caller error.
+  EXPECT_THROW((void)sd15_sdxl_decode_before_pr7674(vae(VaeFamily::sdxl, VaeOp::encode, 1024, 1024)), ConfigError);
+  EXPECT_THROW((void)flux_decode_before_pr7674(vae(VaeFamily::flux1, VaeOp::encode, 1024, 1024)), ConfigError);
+  EXPECT_THROW((void)sd3_decode_before_pr7674(vae(VaeFamily::sd3, VaeOp::encode, 1024, 1024)), ConfigError);
+  // Z-Image did not exist: the FLUX decode of that time serves FLUX.1 only.
+  EXPECT_THROW((void)flux_decode_before_pr7674(vae(VaeFamily::z_image, VaeOp::decode, 1024, 1024)), ConfigError);
+  EXPECT_THROW((void)sd15_sdxl_decode_before_pr7674(vae(VaeFamily::flux1, VaeOp::decode, 1024, 1024)), ConfigError);
+}
+
 // ---- CogView4, FLUX, SD3, Z-Image ----
 
 TEST(InvokeAiHouseEstimators, TwentyTwoHundredAndElevenHundredTimesElementSize) {

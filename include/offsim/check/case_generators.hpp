@@ -55,7 +55,7 @@ rc::Gen<std::uint64_t> gen_bytes(std::uint64_t lo, std::uint64_t hi);
 rc::Gen<std::uint64_t> gen_capacity();
 /// What the generator may draw from. An empty list means everything.
 struct GeneratorScope {
-  std::vector<std::string> pipelines;    // pipeline_templates() names
+  std::vector<std::string> pipelines;    // pipeline_templates() names; empty = every template not opt_in
   std::vector<std::string> alloc_confs;  // allocator settings strings
   std::vector<std::string> torch_versions;  // version profiles ("2.9", "2.11")
   bool prior_history = true;             // generate fragmented start states

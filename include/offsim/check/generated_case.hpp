@@ -28,6 +28,11 @@ struct PipelineTemplate {
   bool encodes_reference = false;  // edit pipelines encode a reference image
   std::string lightx2v_model_cls;  // "qwen_image", "flux2_klein"
   std::vector<int> denoise_steps;  // step counts the pipeline is run with
+  std::string text_encoder_2;      // a second text encoder run in the same stage (SDXL), or empty
+  std::string vae_dtype = "bf16";  // the dtype the VAE runs in (a point measured in fp32 runs fp32)
+  /// Drawn only when a scope names it: pipelines added for one corpus entry, so that the draws of every
+  /// search that does not name them (the gate's fixed seeds, the other entries) stay as they were.
+  bool opt_in = false;
 };
 
 /// The pipelines the generator draws from.

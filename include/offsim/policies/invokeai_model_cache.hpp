@@ -24,6 +24,12 @@ struct InvokeAIProfile {
   bool smart_partial_loading = false;
   /// Estimator id each VAE invocation passes to model_on_device(); families not listed pass none.
   std::map<VaeFamily, std::string> vae_estimators;
+  /// Whether the image-to-latents (encode) call sites pass an estimate at all: they do not before PR #8414
+  /// (7d86f00d82, 2025-08-11), which entered the VAE with `with vae_info as vae` (working_mem_bytes=None).
+  bool encode_call_sites_estimate = true;
+  /// config_default.py's enable_partial_loading at the profile's commit (False until PR #9092); a
+  /// scenario's policy_settings.invokeai.enable_partial_loading overrides it.
+  bool enable_partial_loading_default = true;
 };
 
 std::span<const InvokeAIProfile> invokeai_profiles();

@@ -24,6 +24,23 @@ namespace offsim::policies::invokeai {
 /// means vae.tile_sample_min_size = workload.vae_tile_sample_min_size, required then); fp32 adds 250 MiB.
 std::uint64_t sd15_sdxl(const VaeWorkload& workload);
 
+/// The VAE decode estimates before PR #7674 (issue #7587): the latents_to_image (SD1.5/SDXL), flux_vae_decode
+/// and sd3_latents_to_image nodes at 7567ee2adf, the parent of #7674's commit b9f9d1c152 (same code as release
+/// v5.6.0, the issue's version; it dates from 299eb94a05 with the +20% of cba6528ea7 and the SD3 tuning of
+/// 4abfb35321). Constants "determined experimentally" on *allocated* memory (#7674: "The previous values were
+/// set based on memory _allocations_"), then `working_memory * 1.2` ("a 20% buffer ... to be safe"):
+///   SD1.5/SDXL: (H * W * es * 960 [tiled: tile^2 * es * 960 * 1.25] + (fp32: 250 MiB)) * 1.2, es = 4 if fp32
+///               else 2 (the node's flag); families sd15, sdxl;
+///   FLUX:       H * W * es * 1090 * 1.2 (es of the VAE's parameters); family flux1;
+///   SD3:        H * W * es * 1230 * 1.2; family sd3.
+/// Decode only: the image_to_latents / flux_vae_encode / sd3_image_to_latents nodes of that time enter the
+/// model with `with vae_info as vae` (LoadedModel.__enter__ locks with working_mem_bytes=None) until PR #8414.
+/// An encode workload throws ConfigError. PR #7674 (b9f9d1c152) replaced all three by 2200 without the 1.2:
+/// sd15_sdxl(), flux() and sd3() below give its decode values.
+std::uint64_t sd15_sdxl_decode_before_pr7674(const VaeWorkload& workload);
+std::uint64_t flux_decode_before_pr7674(const VaeWorkload& workload);
+std::uint64_t sd3_decode_before_pr7674(const VaeWorkload& workload);
+
 /// estimate_vae_working_memory_cogview4 @8e71a8a519: H * W * es * (2200 decode / 1100 encode). No tiling term.
 std::uint64_t cogview4(const VaeWorkload& workload);
 
