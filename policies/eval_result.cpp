@@ -33,6 +33,12 @@ json stage_json(const StageRecord& r) {
   const StageDecision& d = r.decision;
   json evictions = json::array();
   for (const Eviction& e : d.evictions) evictions.push_back({{"model", e.model}, {"bytes", e.bytes}});
+  json loads = json::array();
+  for (const LoadDecision& l : d.loads) {
+    loads.push_back({{"model", l.model}, {"free_memory_bytes", l.free_memory}, {"estimate_bytes", l.estimate},
+                     {"weights_loaded_bytes", l.weights_loaded}, {"stop_reason", to_string(l.stop)},
+                     {"evictions", l.evictions}});
+  }
   json out = {{"stage", r.stage},
               {"call", r.call},
               {"step", r.step},
@@ -41,6 +47,7 @@ json stage_json(const StageRecord& r) {
               {"free_memory_bytes", d.free_memory ? json(*d.free_memory) : json(nullptr)},
               {"weights_loaded_bytes", d.weights_loaded},
               {"stop_reason", to_string(d.stop)},
+              {"loads", loads},
               {"evictions", evictions},
               {"driver_free_before_bytes", r.driver_free_before},
               {"reserved_before_bytes", r.reserved_before},

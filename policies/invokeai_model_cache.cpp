@@ -303,6 +303,7 @@ class InvokeAIModelCache final : public Policy {
   bool load_locked_model(RunContext& context, Entry& entry, std::optional<std::uint64_t> estimate,
                          StageDecision& decision) {
     ResidentModel& model = context.model(entry.id);
+    const std::size_t evictions_before = decision.evictions.size();
     const std::optional<std::int64_t> wm =
         estimate ? std::optional<std::int64_t>(static_cast<std::int64_t>(*estimate)) : std::nullopt;
     const auto needed = static_cast<std::int64_t>(model.total_bytes() - model.device_bytes());
@@ -342,6 +343,8 @@ class InvokeAIModelCache final : public Policy {
       return false;
     }
     decision.weights_loaded += *loaded;
+    decision.loads.push_back({entry.id, *decision.free_memory, *decision.estimate, *loaded, decision.stop,
+                              decision.evictions.size() - evictions_before});
     if (!model.fully_resident()) {
       // Custom autocast layers copy non-resident weights to the device per forward: the largest copy
       // is held on top of the activations.

@@ -20,14 +20,18 @@ std::string signed_bytes(std::int64_t bytes) {
 // allowed_memory_maximum, whatever the driver has free), plus cached bytes empty_cache() can return.
 std::optional<std::string> accounting_fault(const StageRecord& r, const StageDecision& d) {
   if (!d.free_memory) return std::nullopt;
-  const std::int64_t counted = *d.free_memory - static_cast<std::int64_t>(d.weights_loaded);
+  // A stage decided model by model is judged on its first decision, the one taken against the state the
+  // stage's "before" figures describe.
+  const std::int64_t free_memory = d.loads.empty() ? *d.free_memory : d.loads.front().free_memory;
+  const std::uint64_t weights_loaded = d.loads.empty() ? d.weights_loaded : d.loads.front().weights_loaded;
+  const std::int64_t counted = free_memory - static_cast<std::int64_t>(weights_loaded);
   std::uint64_t headroom = r.driver_free_before;
   const bool capped = r.memory_limit && *r.memory_limit - std::min(*r.memory_limit, r.reserved_before) < headroom;
   if (capped) headroom = *r.memory_limit - std::min(*r.memory_limit, r.reserved_before);
   const std::uint64_t obtainable = headroom + r.releasable_before;
   if (counted <= static_cast<std::int64_t>(obtainable)) return std::nullopt;
   const std::string over = gib(static_cast<std::uint64_t>(counted) - obtainable);
-  const std::string counted_text = "F_P - W_load = " + signed_bytes(*d.free_memory) + " - " + gib(d.weights_loaded);
+  const std::string counted_text = "F_P - W_load = " + signed_bytes(free_memory) + " - " + gib(weights_loaded);
   if (capped) {
     return "memory-fraction fault: " + counted_text + " > " + gib(obtainable) + " obtainable under " +
            "per_process_memory_fraction (cap " + gib(*r.memory_limit) + ", reserved " + gib(r.reserved_before) +
@@ -142,14 +146,25 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
     const StageRecord& r = run.stages[i];
     const StageDecision& d = r.decision;
     // P1: the policy's own stop condition is consistent with what it then loads and reserves.
-    if (has_free_memory && d.stop == StopReason::kSatisfied && d.free_memory && d.estimate) {
+    // Each decision is judged with the weights it loaded itself: a stage whose models are locked one by
+    // one (InvokeAI) computes F_P anew for each, after the earlier ones were loaded.
+    auto check_p1 = [&](std::int64_t free_memory, std::uint64_t estimate, std::uint64_t weights_loaded,
+                        const std::string& model) {
       ++p1.checked;
-      const std::int64_t need = static_cast<std::int64_t>(*d.estimate + d.weights_loaded) -
+      const std::int64_t need = static_cast<std::int64_t>(estimate + weights_loaded) -
                                 static_cast<std::int64_t>(run.policy.p1_slack);
-      if (*d.free_memory < need) {
-        record_violation(p1, i, where(scenario, r) + ": stopped as satisfied with F_P = " + signed_bytes(*d.free_memory) +
-                                    " < E + W_load = " + gib(*d.estimate) + " + " + gib(d.weights_loaded));
+      if (free_memory < need) {
+        record_violation(p1, i, where(scenario, r) + (model.empty() ? "" : " (loading " + model + ")") +
+                                    ": stopped as satisfied with F_P = " + signed_bytes(free_memory) +
+                                    " < E + W_load = " + gib(estimate) + " + " + gib(weights_loaded));
       }
+    };
+    if (has_free_memory && !d.loads.empty()) {
+      for (const LoadDecision& load : d.loads) {
+        if (load.stop == StopReason::kSatisfied) check_p1(load.free_memory, load.estimate, load.weights_loaded, load.model);
+      }
+    } else if (has_free_memory && d.stop == StopReason::kSatisfied && d.free_memory && d.estimate) {
+      check_p1(*d.free_memory, *d.estimate, d.weights_loaded, "");
     }
     // P2 / P5: the estimate against the cold peak of the stage's working memory.
     if (d.estimate && r.has_working_memory && r.t_cold) {

@@ -84,13 +84,6 @@ def convert(result: dict, scenario: dict, eval_path: str, scenario_path: str) ->
             raise EvalFormatError(f"stage {st['stage']!r} is not in {scenario_path}")
         key = {"name": st["stage"], "kind": sdef.get("kind", "other"), "call": st["call"], "step": st["step"]}
         models = list(sdef.get("models", []))
-        w_load = st["weights_loaded_bytes"]
-        if w_load == 0:
-            loads: Optional[list] = []
-        elif len(models) == 1:
-            loads = [{"model": models[0], "bytes": w_load}]
-        else:
-            loads = None  # the eval JSON has only the stage's total
         oom = st["oom"]
         oom_record = {"message": oom["message"], "requested_bytes": oom["requested_bytes"]} if oom else None
         # The runner records a failed weight load as the stage's OOM with no working memory run
@@ -98,26 +91,62 @@ def convert(result: dict, scenario: dict, eval_path: str, scenario_path: str) ->
         load_oom = oom is not None and st.get("working_memory") is None and "working_memory" in sdef
         source = st["estimate_source"]
         passed = _passed_estimate(source)
-        decision = {
-            "schema": schema.SCHEMA, "record": schema.RECORD_DECISION, "seq": seq, "stage": key, "models": models,
-            "estimate": {"bytes": st["estimate_bytes"], "passed": passed, "passed_bytes": None, "source": source},
-            "free_memory": {"bytes": st["free_memory_bytes"], "formula": policy.get("free_memory", "")},
-            "weights_loaded_bytes": w_load,
-            "stop_reason": _STOP[st["stop_reason"]],
-            "evictions": [{"model": e["model"], "bytes": e["bytes"]} for e in st["evictions"]],
-            "loads": loads,
-            "memory": None,
-            "oom": oom_record if load_oom else None,
-        }
-        records.append(decision)
-        decision_seq = seq
-        seq += 1
+        evictions = [{"model": e["model"], "bytes": e["bytes"]} for e in st["evictions"]]
+
+        def decision_record(decision_models, free_memory, estimate, w_load, loads, stop, made, failed):
+            return {
+                "schema": schema.SCHEMA, "record": schema.RECORD_DECISION, "seq": seq, "stage": key,
+                "models": decision_models,
+                "estimate": {"bytes": estimate, "passed": passed, "passed_bytes": None, "source": source},
+                "free_memory": {"bytes": free_memory, "formula": policy.get("free_memory", "")},
+                "weights_loaded_bytes": w_load,
+                "stop_reason": _STOP[stop],
+                "evictions": made,
+                "loads": loads,
+                "memory": None,
+                "oom": oom_record if failed else None,
+            }
+
+        decision_seqs = []
+        per_model = st.get("loads") or []
+        if len(models) > 1 and per_model:
+            # The policy decided model by model (InvokeAI locks each model on its own): one decision each,
+            # as the shim logs one per model_on_device call. A load that failed made no entry in loads[];
+            # it is the stage's last decision (the stage-level fields are that decision's).
+            used = 0
+            for load in per_model:
+                made = evictions[used:used + load["evictions"]]
+                used += load["evictions"]
+                w = load["weights_loaded_bytes"]
+                records.append(decision_record([load["model"]], load["free_memory_bytes"], load["estimate_bytes"], w,
+                                               [{"model": load["model"], "bytes": w}] if w else [],
+                                               load["stop_reason"], made, False))
+                decision_seqs.append(seq)
+                seq += 1
+            if load_oom:
+                failed_model = models[len(per_model)] if len(per_model) < len(models) else models[-1]
+                records.append(decision_record([failed_model], st["free_memory_bytes"], st["estimate_bytes"], 0, [],
+                                               st["stop_reason"], evictions[used:], True))
+                decision_seqs.append(seq)
+                seq += 1
+        else:
+            w_load = st["weights_loaded_bytes"]
+            if w_load == 0:
+                loads: Optional[list] = []
+            elif len(models) == 1:
+                loads = [{"model": models[0], "bytes": w_load}]
+            else:
+                loads = None  # the eval JSON has only the stage's total
+            records.append(decision_record(models, st["free_memory_bytes"], st["estimate_bytes"], w_load, loads,
+                                           st["stop_reason"], evictions, load_oom))
+            decision_seqs.append(seq)
+            seq += 1
         working_memory = sdef.get("working_memory")
         stage = {
             "schema": schema.SCHEMA, "record": schema.RECORD_STAGE, "seq": seq, "stage": key,
             "workload": sdef.get("workload"),
             "working_memory": working_memory if isinstance(working_memory, str) else None,
-            "decisions": [decision_seq],
+            "decisions": decision_seqs,
             "memory": {"before": None if load_oom else _memory_before(st, sc["device_total_bytes"]), "after": None,
                        "peak_reserved_bytes": (st["reserved_before_bytes"] + st["t_warm_bytes"]
                                                if st["t_warm_bytes"] is not None and not load_oom else None),

@@ -589,6 +589,26 @@ class FromEval(unittest.TestCase):
         self.assertIsNone(stage["memory"]["before"])
         self.assertFalse(stage["outcome"]["completed"])
 
+    def test_a_stage_decided_model_by_model_becomes_one_decision_per_model(self):
+        scenario = {"device": {"name": "GPU"}, "stages": [
+            {"name": "encode", "kind": "text_encode", "models": ["te1", "te2"]}]}
+        loads = [{"model": "te1", "free_memory_bytes": 6 * GiB, "estimate_bytes": 3 * GiB,
+                  "weights_loaded_bytes": GiB, "stop_reason": "satisfied", "evictions": 1},
+                 {"model": "te2", "free_memory_bytes": 5 * GiB, "estimate_bytes": 3 * GiB,
+                  "weights_loaded_bytes": GiB, "stop_reason": "satisfied", "evictions": 0}]
+        st = self.stage(stage="encode", free_memory_bytes=5 * GiB, weights_loaded_bytes=2 * GiB, loads=loads,
+                        evictions=[{"model": "vae", "bytes": 4096}], working_memory=None, t_warm_bytes=None)
+        records = from_eval.convert(self.result([st], [{"call": 0, "completed": False}]), scenario, "e", "s")
+        first, second, stage = records[1], records[2], records[3]
+        self.assertEqual((first["models"], second["models"]), (["te1"], ["te2"]))
+        # Each decision carries its own F_P and only its own weights: P1 compares 5 GiB with 3 + 1, not 3 + 2.
+        self.assertEqual(second["free_memory"]["bytes"], 5 * GiB)
+        self.assertEqual(second["weights_loaded_bytes"], GiB)
+        self.assertEqual(second["loads"], [{"model": "te2", "bytes": GiB}])
+        self.assertEqual(first["evictions"], [{"model": "vae", "bytes": 4096}])
+        self.assertEqual(second["evictions"], [])
+        self.assertEqual(stage["decisions"], [first["seq"], second["seq"]])
+
     def test_inconsistent_allocator_figures_are_refused(self):
         with self.assertRaises(from_eval.EvalFormatError):
             from_eval.convert(self.result([self.stage(stranded_before_bytes=0)], []), self.SCENARIO, "e", "s")

@@ -29,6 +29,19 @@ struct Eviction {
   std::uint64_t bytes = 0;  // weights moved off the device
 };
 
+/// One free-memory decision inside a stage: what P1 judges. A policy that loads a stage's models in one
+/// decision (ComfyUI's load_models_gpu) has one; InvokeAI locks each model on its own
+/// (model_on_device per model), so a two-model stage (SDXL's two text encoders) holds two, each with the
+/// F_P it computed and only the weights that decision loaded.
+struct LoadDecision {
+  std::string model;
+  std::int64_t free_memory = 0;  // F_P of this decision
+  std::uint64_t estimate = 0;    // E it reserved
+  std::uint64_t weights_loaded = 0;  // W_load of this decision alone
+  StopReason stop = StopReason::kNotApplicable;
+  std::size_t evictions = 0;  // how many of the stage's evictions (in order) this decision made
+};
+
 /// One decision of a policy before a stage step.
 struct StageDecision {
   /// E: the working memory the policy reserved for the stage (its default when the call site passed
@@ -39,6 +52,9 @@ struct StageDecision {
   std::optional<std::int64_t> free_memory;
   std::uint64_t weights_loaded = 0;  // W_load
   StopReason stop = StopReason::kNotApplicable;
+  /// Per-model decisions when the policy decides model by model; empty when the stage is one decision
+  /// (then estimate, free_memory, weights_loaded and stop above are that decision).
+  std::vector<LoadDecision> loads;
   std::vector<Eviction> evictions;
   /// A weight load failed inside the decision (e.g. InvokeAI's full load that "tries anyway").
   std::optional<OomReport> load_oom;
