@@ -37,11 +37,6 @@ class Replayer {
     if (options_.compare) allocator_.set_trace_sink(&simulated_);
     if (!trace.initial_segments.empty()) {
       allocator_.load_state(trace.initial_segments);
-      for (const SegmentInfo& segment : trace.initial_segments) {
-        for (const BlockInfo& block : segment.blocks) {
-          if (block.state == BlockState::kActiveAllocated) address_map_.put(block.address, block.address);
-        }
-      }
       result_.notes.push_back(trace.metadata.reconstructed_initial_state
                                   ? "initial allocator state reconstructed by rewinding the final snapshot through "
                                     "the recorded events (the recording's ring buffer did not hold the whole run)"
@@ -67,11 +62,11 @@ class Replayer {
           pending_.push_back(i);
           break;
         case TraceAction::kFreeCompleted:
-          flush_as_empty_cache(i);
+          if (!pending_.empty()) flush_as_empty_cache(i);
           deferred_free_completed(i);
           break;
         case TraceAction::kFreeRequested:
-          flush_as_empty_cache(i);
+          if (!pending_.empty()) flush_as_empty_cache(i);
           i = free_requested(i);
           break;
         case TraceAction::kAlloc:
@@ -187,7 +182,10 @@ class Replayer {
 
     if (ptr) {
       if (e.action == TraceAction::kAlloc) {
-        address_map_.put(e.addr, *ptr);
+        if (*ptr != e.addr) {
+          remap_.put(e.addr, *ptr);
+          remap_targets_.put(*ptr, e.addr);
+        }
       } else {
         // The real run failed here and the program went on without the memory.
         allocator_.free(*ptr);
@@ -215,17 +213,37 @@ class Replayer {
     }
   }
 
+  static constexpr std::uint64_t kUnknown = AddressTable<std::uint64_t>::kMissing;
+
+  // Where the simulation put the live recorded allocation at `recorded`, forgetting it (it is being
+  // freed); kUnknown if the recording never allocated it (allocated before the recording started) or the
+  // simulation failed to. A recorded allocation the simulation placed at its recorded address (the usual
+  // case while the replay matches) is found by the allocator itself: live at that address and not where
+  // the simulation put some other recorded allocation. Blocks of a loaded initial state are found that way
+  // too. Only placements that differ are remembered, which spares two hash-table writes per request.
+  std::uint64_t take_simulated_address(std::uint64_t recorded) {
+    if (remap_.size() != 0) {
+      const std::uint64_t moved = remap_.find(recorded);
+      if (moved != kUnknown) {
+        remap_.erase(recorded);
+        remap_targets_.erase(moved);
+        return moved;
+      }
+      if (remap_targets_.find(recorded) != kUnknown) return kUnknown;
+    }
+    return allocator_.is_live(recorded) ? recorded : kUnknown;
+  }
+
   std::size_t free_requested(std::size_t i) {
     const TraceEvent& e = events_[i];
     const bool completes_now = i + 1 < events_.size() && events_[i + 1].action == TraceAction::kFreeCompleted &&
                                events_[i + 1].addr == e.addr;
-    const std::uint64_t ptr = address_map_.find(e.addr);
-    if (ptr == AddressTable<std::uint64_t>::kMissing) {
+    const std::uint64_t ptr = take_simulated_address(e.addr);
+    if (ptr == kUnknown) {
       if (dropped_.erase(e.addr) == 0) ++unknown_frees_;
       if (options_.compare) result_.events_total += completes_now ? 2 : 1;
       return completes_now ? i + 1 : i;
     }
-    address_map_.erase(e.addr);
     if (!completes_now) {
       ++deferred_frees_;
       allocator_.record_stream(ptr, kRecordedUseStream);
@@ -368,7 +386,8 @@ class Replayer {
   std::vector<TraceEvent> simulated_;
   std::vector<std::size_t> pending_;
   std::vector<std::size_t> expected_;
-  AddressTable<std::uint64_t> address_map_;                          // recorded -> simulated address
+  AddressTable<std::uint64_t> remap_;          // recorded -> simulated address, where they differ
+  AddressTable<std::uint64_t> remap_targets_;  // the reverse: simulated addresses of remap_'s entries
   std::unordered_map<std::uint64_t, std::uint64_t> pending_frees_;   // recorded -> simulated, deferred
   std::unordered_set<std::uint64_t> dropped_;  // recorded allocations that failed in the simulation
   std::size_t stride_ = 1;
