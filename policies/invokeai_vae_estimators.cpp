@@ -49,34 +49,39 @@ std::uint64_t house_linear(const VaeWorkload& w) {
   return pixels(w) * es_of(w) * (w.op == VaeOp::decode ? kHouseDecode : kHouseEncode);
 }
 
-}  // namespace
-
-std::uint64_t sd15_sdxl(const VaeWorkload& w) {
-  require_family(w, {VaeFamily::sd15, VaeFamily::sdxl}, "estimate_vae_working_memory_sd15_sdxl");
-  // `element_size = 4 if fp32 else 2`: from the node's fp32 flag, not from the weights.
+// The SD1.5/SDXL term, the same in every version but for its constant: `element_size = 4 if fp32 else 2`
+// from the node's fp32 flag (not from the weights), H x W x es x constant, or for tiles the tile term with
+// its +25% "for factors like tile overlap and number of tiles" (the image size does not enter), and
+// "If we are running in FP32, then we should account for the likely increase in model size (~250MB)."
+// `caller` names the upstream function in errors.
+double sd_working_memory(const VaeWorkload& w, std::uint64_t constant, const std::string& caller) {
   const bool fp32 = w.dtype == DType::fp32;
   const std::uint64_t es = fp32 ? 4 : 2;
-  const std::uint64_t constant = w.op == VaeOp::decode ? kHouseDecode : kHouseEncode;
   double working_memory = 0;
   if (w.tile_size) {
     int tile = *w.tile_size;
     if (tile == 0) {
       // `tile_size = vae.tile_sample_min_size` (diffusers: the VAE config's sample_size).
       if (!w.vae_tile_sample_min_size) {
-        throw ConfigError("InvokeAI estimate_vae_working_memory_sd15_sdxl: tile_size 0 means the VAE's "
-                          "tile_sample_min_size; set vae_tile_sample_min_size (" +
-                          describe(w) + ")");
+        throw ConfigError("InvokeAI " + caller + ": tile_size 0 means the VAE's tile_sample_min_size; set " +
+                          "vae_tile_sample_min_size (" + describe(w) + ")");
       }
       tile = *w.vae_tile_sample_min_size;
     }
-    // +25% "for factors like tile overlap and number of tiles"; the image size does not enter.
     working_memory = tiled_term(tile, es, constant);
   } else {
     working_memory = static_cast<double>(pixels(w) * es * constant);
   }
-  // "If we are running in FP32, then we should account for the likely increase in model size (~250MB)."
   if (fp32) working_memory += static_cast<double>(250 * MiB);
-  return truncate(working_memory);
+  return working_memory;
+}
+
+}  // namespace
+
+std::uint64_t sd15_sdxl(const VaeWorkload& w) {
+  require_family(w, {VaeFamily::sd15, VaeFamily::sdxl}, "estimate_vae_working_memory_sd15_sdxl");
+  const std::uint64_t constant = w.op == VaeOp::decode ? kHouseDecode : kHouseEncode;
+  return truncate(sd_working_memory(w, constant, "estimate_vae_working_memory_sd15_sdxl"));
 }
 
 namespace {
@@ -100,26 +105,9 @@ void require_decode_before_pr7674(const VaeWorkload& w, const char* node) {
 std::uint64_t sd15_sdxl_decode_before_pr7674(const VaeWorkload& w) {
   require_family(w, {VaeFamily::sd15, VaeFamily::sdxl}, "latents_to_image._estimate_working_memory");
   require_decode_before_pr7674(w, "latents_to_image");
-  const bool fp32 = w.dtype == DType::fp32;
-  const std::uint64_t es = fp32 ? 4 : 2;  // `element_size = 4 if self.fp32 else 2`
-  double working_memory = 0;
-  if (w.tile_size) {
-    int tile = *w.tile_size;
-    if (tile == 0) {
-      if (!w.vae_tile_sample_min_size) {
-        throw ConfigError("InvokeAI latents_to_image before PR #7674: tile_size 0 means the VAE's "
-                          "tile_sample_min_size; set vae_tile_sample_min_size (" +
-                          describe(w) + ")");
-      }
-      tile = *w.vae_tile_sample_min_size;
-    }
-    working_memory = tiled_term(tile, es, kSdDecodeBeforePr7674);
-  } else {
-    working_memory = static_cast<double>(pixels(w) * es * kSdDecodeBeforePr7674);
-  }
-  if (fp32) working_memory += static_cast<double>(250 * MiB);
   // `working_memory = int(working_memory * 1.2)`: the buffer applies after the fp32 bump.
-  return truncate(working_memory * kBufferBeforePr7674);
+  return truncate(sd_working_memory(w, kSdDecodeBeforePr7674, "latents_to_image before PR #7674") *
+                  kBufferBeforePr7674);
 }
 
 std::uint64_t flux_decode_before_pr7674(const VaeWorkload& w) {
