@@ -13,6 +13,12 @@ std::string_view to_string(StopReason reason) {
   return "n/a";
 }
 
+std::vector<LoadDecision> free_memory_decisions(const StageDecision& d) {
+  if (!d.loads.empty()) return d.loads;
+  if (!d.free_memory || !d.estimate) return {};
+  return {LoadDecision{"", *d.free_memory, *d.estimate, d.weights_loaded, d.stop, d.evictions.size()}};
+}
+
 RunContext::RunContext(const Scenario& scenario, MemoryBackend& backend) : scenario_(&scenario), backend_(&backend) {
   for (const ScenarioModel& m : scenario.models) models_.emplace(m.id, ResidentModel(*m.manifest));
 }

@@ -148,23 +148,17 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
     // P1: the policy's own stop condition is consistent with what it then loads and reserves.
     // Each decision is judged with the weights it loaded itself: a stage whose models are locked one by
     // one (InvokeAI) computes F_P anew for each, after the earlier ones were loaded.
-    auto check_p1 = [&](std::int64_t free_memory, std::uint64_t estimate, std::uint64_t weights_loaded,
-                        const std::string& model) {
+    const std::vector<LoadDecision> decisions = has_free_memory ? free_memory_decisions(d) : std::vector<LoadDecision>{};
+    for (const LoadDecision& load : decisions) {
+      if (load.stop != StopReason::kSatisfied) continue;
       ++p1.checked;
-      const std::int64_t need = static_cast<std::int64_t>(estimate + weights_loaded) -
+      const std::int64_t need = static_cast<std::int64_t>(load.estimate + load.weights_loaded) -
                                 static_cast<std::int64_t>(run.policy.p1_slack);
-      if (free_memory < need) {
-        record_violation(p1, i, where(scenario, r) + (model.empty() ? "" : " (loading " + model + ")") +
-                                    ": stopped as satisfied with F_P = " + signed_bytes(free_memory) +
-                                    " < E + W_load = " + gib(estimate) + " + " + gib(weights_loaded));
+      if (load.free_memory < need) {
+        record_violation(p1, i, where(scenario, r) + (load.model.empty() ? "" : " (loading " + load.model + ")") +
+                                    ": stopped as satisfied with F_P = " + signed_bytes(load.free_memory) +
+                                    " < E + W_load = " + gib(load.estimate) + " + " + gib(load.weights_loaded));
       }
-    };
-    if (has_free_memory && !d.loads.empty()) {
-      for (const LoadDecision& load : d.loads) {
-        if (load.stop == StopReason::kSatisfied) check_p1(load.free_memory, load.estimate, load.weights_loaded, load.model);
-      }
-    } else if (has_free_memory && d.stop == StopReason::kSatisfied && d.free_memory && d.estimate) {
-      check_p1(*d.free_memory, *d.estimate, d.weights_loaded, "");
     }
     // P2 / P5: the estimate against the cold peak of the stage's working memory.
     if (d.estimate && r.has_working_memory && r.t_cold) {

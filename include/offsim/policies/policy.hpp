@@ -68,6 +68,10 @@ struct StageDecision {
   std::uint64_t streamed_to_device = 0;
 };
 
+/// The free-memory decisions of a stage, as P1 judges them: `loads` when the policy decided model by
+/// model, else the stage-level decision (model left empty) when it has an F_P and an E, else none.
+std::vector<LoadDecision> free_memory_decisions(const StageDecision& d);
+
 /// What a policy says about residency after a request (P4).
 struct ResidencyClaim {
   std::vector<std::string> offloaded;         // models it reports as off the device
