@@ -148,7 +148,7 @@ struct CachingAllocator::State {
   EventCompletion completion;
 
   std::vector<Block> blocks;
-  std::vector<std::uint32_t> free_ids;
+  std::uint32_t free_block_head = kNil;  // dead ids, chained through Block::next
   BlockPool small_pool{true};
   BlockPool large_pool{false};
   std::vector<ExpandableSegment> expandable_segments;
@@ -173,11 +173,12 @@ struct CachingAllocator::State {
   bool is_split(const Block& b) const { return b.prev != kNil || b.next != kNil; }
   bool is_expandable(std::uint32_t id) const { return blocks[id].expandable != kNil; }
 
+  // Dead blocks are chained through their `next` field (a free list inside `blocks`): recycling an id
+  // costs no vector push, which GCC kept out of line.
   OFFSIM_HOT std::uint32_t new_block() {
-    std::uint32_t id;
-    if (!free_ids.empty()) {
-      id = free_ids.back();
-      free_ids.pop_back();
+    std::uint32_t id = free_block_head;
+    if (id != kNil) {
+      free_block_head = blocks[id].next;
       blocks[id] = Block{};
     } else {
       id = static_cast<std::uint32_t>(blocks.size());
@@ -188,7 +189,8 @@ struct CachingAllocator::State {
   }
   OFFSIM_HOT void delete_block(std::uint32_t id) {
     blocks[id].alive = false;
-    free_ids.push_back(id);
+    blocks[id].next = free_block_head;
+    free_block_head = id;
   }
 
   OFFSIM_HOT void insert_into_blocks(std::uint32_t id) {
@@ -212,13 +214,18 @@ struct CachingAllocator::State {
     pool_of(blocks[id]).unmapped.erase({b.stream, b.ptr, id});
   }
 
-  // The fields go to emplace_back one by one: GCC keeps emplace_back out of line, and a whole TraceEvent
-  // temporary passed by reference was written with 8-byte stores and read back with 16-byte loads, a
-  // store-forwarding stall that made the push ~9% of a replay's time (perf) for ~4% of its instructions.
+  // GCC compiled vector::emplace_back into an out-of-line function of ~35 instructions (its reallocation
+  // path inlined, six registers saved), and passing a whole TraceEvent by reference caused a
+  // store-forwarding stall; together ~10% of a replay. Growth is done out of line first, and the compiler
+  // is told that the push then has room, which removes the reallocation path and leaves a few stores.
   __attribute__((always_inline)) void record(TraceAction action, std::uint64_t addr, std::uint64_t size,
                                              StreamId stream) {
-    if (trace != nullptr) trace->emplace_back(addr, size, stream, time_us, action, kTraceFlagNone);
+    if (trace == nullptr) return;
+    if (trace->size() == trace->capacity()) [[unlikely]] grow_trace();
+    const TraceEvent event{addr, size, stream, time_us, action, kTraceFlagNone};
+    trace->push_back(event);
   }
+  [[gnu::noinline]] void grow_trace() { trace->reserve(std::max<std::size_t>(64, trace->capacity() * 2)); }
 
   bool expandable_segments_enabled() const {
     // ROCm builds ignore the flag ("expandable_segments not supported on this platform") until the HIP
@@ -486,10 +493,21 @@ struct CachingAllocator::State {
 
   void free(std::uint64_t ptr) {
     const std::uint32_t id = find_active(ptr, "free");
-    Block& b = blocks[id];
-    if (!b.allocated) {
+    if (!blocks[id].allocated) {
       throw AllocatorUsageError("free: pointer " + std::to_string(ptr) + " was already freed (its free is pending)");
     }
+    free_allocated(id);
+  }
+
+  OFFSIM_HOT bool try_free(std::uint64_t ptr) {
+    const std::uint32_t id = active.find(ptr);
+    if (id == AddressMap::kMissing || !blocks[id].allocated) return false;
+    free_allocated(id);
+    return true;
+  }
+
+  OFFSIM_HOT void free_allocated(std::uint32_t id) {
+    Block& b = blocks[id];
     b.allocated = false;
     update(stats.allocation, b.small, -1);
     update(stats.allocated_bytes, b.small, -static_cast<std::int64_t>(b.size));
@@ -1159,6 +1177,7 @@ std::optional<std::uint64_t> CachingAllocator::malloc(std::uint64_t size, Stream
   return state_->malloc(size, stream);
 }
 void CachingAllocator::free(std::uint64_t ptr) { state_->free(ptr); }
+bool CachingAllocator::try_free(std::uint64_t ptr) { return state_->try_free(ptr); }
 
 void CachingAllocator::record_stream(std::uint64_t ptr, StreamId stream) {
   const std::uint32_t id = state_->find_active(ptr, "record_stream");

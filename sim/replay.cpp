@@ -78,7 +78,7 @@ class Replayer {
         next_sample_ = (i / stride_ + 1) * stride_;
         sample(i);
       }
-      if (options_.progress && (i & 0xffff) == 0) options_.progress(i, n);
+      if ((i & 0xffff) == 0 && options_.progress) options_.progress(i, n);
     }
     if (result_.completed) flush_as_empty_cache(n);
     if (options_.progress) options_.progress(n, n);
@@ -126,8 +126,7 @@ class Replayer {
     ++result_.inferred_empty_cache;
     begin_call(at);
     allocator_.empty_cache();
-    flushed_.assign(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
-    end_call(flushed_, [at] { return "empty_cache() before event " + std::to_string(at); });
+    end_call(pending_.data(), count, [at] { return "empty_cache() before event " + std::to_string(at); });
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
   }
 
@@ -162,6 +161,22 @@ class Replayer {
 
   void malloc_call(std::size_t i) {
     const TraceEvent& e = events_[i];
+    std::optional<std::uint64_t> ptr;
+    if (pending_.empty()) [[likely]] {
+      // No recorded segment events before it: the call is expected to record this one event.
+      begin_call(i);
+      ptr = allocator_.malloc(e.size, e.stream);
+      end_call(&i, 1, [&e, i] { return "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i); });
+    } else {
+      ptr = malloc_after_segment_events(i);
+    }
+    ++result_.requests;
+    after_malloc(i, ptr);
+  }
+
+  // A malloc whose recorded segment events (and any empty_cache() before it) precede it in the trace.
+  [[gnu::noinline]] std::optional<std::uint64_t> malloc_after_segment_events(std::size_t i) {
+    const TraceEvent& e = events_[i];
     attribute_segment_frees(i);
     pending_.push_back(i);
     if (options_.compare) {
@@ -176,10 +191,14 @@ class Replayer {
     begin_call(i);
     const std::optional<std::uint64_t> ptr = allocator_.malloc(e.size, e.stream);
     device_.clear_preferred_address();
-    ++result_.requests;
-    end_call(pending_, [&e, i] { return "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i); });
+    end_call(pending_.data(), pending_.size(),
+             [&e, i] { return "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i); });
     pending_.clear();
+    return ptr;
+  }
 
+  void after_malloc(std::size_t i, const std::optional<std::uint64_t>& ptr) {
+    const TraceEvent& e = events_[i];
     if (ptr) {
       if (e.action == TraceAction::kAlloc) {
         if (*ptr != e.addr) {
@@ -216,13 +235,14 @@ class Replayer {
   static constexpr std::uint64_t kUnknown = AddressTable<std::uint64_t>::kMissing;
 
   // Where the simulation put the live recorded allocation at `recorded`, forgetting it (it is being
-  // freed); kUnknown if the recording never allocated it (allocated before the recording started) or the
-  // simulation failed to. A recorded allocation the simulation placed at its recorded address (the usual
-  // case while the replay matches) is found by the allocator itself: live at that address and not where
-  // the simulation put some other recorded allocation. Blocks of a loaded initial state are found that way
-  // too. Only placements that differ are remembered, which spares two hash-table writes per request.
+  // freed); kUnknown if the simulation put another recorded allocation there. A recorded allocation the
+  // simulation placed at its recorded address (the usual case while the replay matches) is not
+  // remembered: it is found by the allocator itself, live at that address. Blocks of a loaded initial
+  // state are found that way too. Only placements that differ are remembered, which spares two hash-table
+  // writes per request. The caller still checks that the address is live: one that is not was allocated
+  // before the recording started, or failed in the simulation.
   std::uint64_t take_simulated_address(std::uint64_t recorded) {
-    if (remap_.size() != 0) {
+    if (remap_.size() != 0) [[unlikely]] {
       const std::uint64_t moved = remap_.find(recorded);
       if (moved != kUnknown) {
         remap_.erase(recorded);
@@ -231,7 +251,7 @@ class Replayer {
       }
       if (remap_targets_.find(recorded) != kUnknown) return kUnknown;
     }
-    return allocator_.is_live(recorded) ? recorded : kUnknown;
+    return recorded;
   }
 
   std::size_t free_requested(std::size_t i) {
@@ -239,22 +259,26 @@ class Replayer {
     const bool completes_now = i + 1 < events_.size() && events_[i + 1].action == TraceAction::kFreeCompleted &&
                                events_[i + 1].addr == e.addr;
     const std::uint64_t ptr = take_simulated_address(e.addr);
-    if (ptr == kUnknown) {
-      if (dropped_.erase(e.addr) == 0) ++unknown_frees_;
-      if (options_.compare) result_.events_total += completes_now ? 2 : 1;
-      return completes_now ? i + 1 : i;
+    if (ptr != kUnknown) {
+      if (completes_now) [[likely]] {
+        begin_call(i);
+        if (allocator_.try_free(ptr)) {
+          const std::size_t expected[] = {i, i + 1};
+          end_call(expected, 2, [i] { return "free at event " + std::to_string(i); });
+          return i + 1;
+        }
+      } else if (allocator_.is_live(ptr)) {
+        ++deferred_frees_;
+        allocator_.record_stream(ptr, kRecordedUseStream);
+        pending_frees_.emplace(e.addr, ptr);
+        begin_call(i);
+        allocator_.free(ptr);
+        end_call(&i, 1, [i] { return "free at event " + std::to_string(i); });
+        return i;
+      }
     }
-    if (!completes_now) {
-      ++deferred_frees_;
-      allocator_.record_stream(ptr, kRecordedUseStream);
-      pending_frees_.emplace(e.addr, ptr);
-    }
-    begin_call(i);
-    allocator_.free(ptr);
-    expected_.clear();
-    expected_.push_back(i);
-    if (completes_now) expected_.push_back(i + 1);
-    end_call(expected_, [i] { return "free at event " + std::to_string(i); });
+    if (dropped_.erase(e.addr) == 0) ++unknown_frees_;
+    if (options_.compare) result_.events_total += completes_now ? 2 : 1;
     return completes_now ? i + 1 : i;
   }
 
@@ -294,9 +318,7 @@ class Replayer {
   }
 
   void end_call_single(std::size_t i) {
-    expected_.clear();
-    expected_.push_back(i);
-    end_call(expected_, [i] { return "free_completed at event " + std::to_string(i); });
+    end_call(&i, 1, [i] { return "free_completed at event " + std::to_string(i); });
   }
 
   bool same(const TraceEvent& want, const TraceEvent& got) const {
@@ -314,27 +336,30 @@ class Replayer {
 
   // `context` is called only when this call holds the first divergence (building strings per call
   // would cost more than the simulation).
+  // `expected`: indices of the recorded events this call should have produced, in order. `context` is
+  // called only when this call holds the first divergence (building strings per call would cost more
+  // than the simulation).
   template <typename Context>
-  __attribute__((always_inline)) void end_call(const std::vector<std::size_t>& expected, Context&& context) {
+  __attribute__((always_inline)) void end_call(const std::size_t* expected, std::size_t count, Context&& context) {
     if (!options_.compare) return;
-    if (expected.size() == simulated_.size()) [[likely]] {
+    if (count == simulated_.size()) [[likely]] {
       std::size_t k = 0;
-      while (k < expected.size() && same(events_[expected[k]], simulated_[k])) ++k;
-      if (k == expected.size()) {
+      while (k < count && same(events_[expected[k]], simulated_[k])) ++k;
+      if (k == count) {
         result_.events_total += k;
         result_.events_matched += k;
         return;
       }
     }
-    compare_call(expected, std::forward<Context>(context));
+    compare_call(expected, count, std::forward<Context>(context));
   }
 
   // The call's events differ from the record (or in number): count what matches and keep the first
   // divergence. Out of line so that the matching path above stays small.
   template <typename Context>
-  __attribute__((noinline)) void compare_call(const std::vector<std::size_t>& expected, Context&& context) {
-    result_.events_total += expected.size();
-    const std::size_t common = std::min(expected.size(), simulated_.size());
+  __attribute__((noinline)) void compare_call(const std::size_t* expected, std::size_t count, Context&& context) {
+    result_.events_total += count;
+    const std::size_t common = std::min(count, simulated_.size());
     std::size_t first_bad = common;
     for (std::size_t k = 0; k < common; ++k) {
       if (same(events_[expected[k]], simulated_[k])) {
@@ -343,7 +368,7 @@ class Replayer {
         first_bad = k;
       }
     }
-    if (first_bad == common && expected.size() == simulated_.size()) return;
+    if (first_bad == common && count == simulated_.size()) return;
     if (result_.first_divergence) return;
     ReplayDivergence d;
     d.context = context();
@@ -351,11 +376,11 @@ class Replayer {
       d.event_index = expected[first_bad];
       d.expected = events_[expected[first_bad]];
       d.simulated = simulated_[first_bad];
-    } else if (expected.size() > common) {
+    } else if (count > common) {
       d.event_index = expected[common];
       d.expected = events_[expected[common]];
     } else {
-      d.event_index = expected.empty() ? 0 : expected.back();
+      d.event_index = count == 0 ? 0 : expected[count - 1];
       d.simulated = simulated_[common];
     }
     const std::uint64_t address = d.expected ? d.expected->addr : d.simulated->addr;
@@ -375,7 +400,6 @@ class Replayer {
   const std::vector<std::size_t>* decided_;
   std::size_t next_decided_ = 0;
   std::vector<std::size_t> decisions_;
-  std::vector<std::size_t> flushed_;
   const Trace& trace_;
   const std::vector<TraceEvent>& events_;
   const ReplayOptions& options_;
@@ -385,7 +409,6 @@ class Replayer {
   ReplayResult result_;
   std::vector<TraceEvent> simulated_;
   std::vector<std::size_t> pending_;
-  std::vector<std::size_t> expected_;
   AddressTable<std::uint64_t> remap_;          // recorded -> simulated address, where they differ
   AddressTable<std::uint64_t> remap_targets_;  // the reverse: simulated addresses of remap_'s entries
   std::unordered_map<std::uint64_t, std::uint64_t> pending_frees_;   // recorded -> simulated, deferred

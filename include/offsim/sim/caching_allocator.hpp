@@ -78,6 +78,9 @@ class CachingAllocator {
   std::optional<std::uint64_t> malloc(std::uint64_t size, StreamId stream = 0);
   /// Frees a live block. Throws AllocatorUsageError for an unknown or already freed address.
   void free(std::uint64_t ptr);
+  /// free(ptr) if ptr is a live allocation; otherwise nothing happens and false is returned. Replay frees
+  /// recorded addresses this way, with one lookup instead of is_live() and then free().
+  bool try_free(std::uint64_t ptr);
   /// tensor.record_stream(s): the block may not be reused until work on `stream` at free time is done.
   void record_stream(std::uint64_t ptr, StreamId stream);
 
