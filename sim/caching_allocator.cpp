@@ -164,6 +164,7 @@ struct CachingAllocator::State {
   std::uint64_t allowed_memory_maximum = 0;
   OomInfo last_oom;
   std::vector<TraceEvent>* trace = nullptr;
+  TraceBuffer* buffer = nullptr;
   std::int64_t time_us = 0;
 
   // ---- small helpers ---------------------------------------------------------------------------
@@ -214,18 +215,18 @@ struct CachingAllocator::State {
     pool_of(blocks[id]).unmapped.erase({b.stream, b.ptr, id});
   }
 
-  // GCC compiled vector::emplace_back into an out-of-line function of ~35 instructions (its reallocation
-  // path inlined, six registers saved), and passing a whole TraceEvent by reference caused a
-  // store-forwarding stall; together ~10% of a replay. Growth is done out of line first, and the compiler
-  // is told that the push then has room, which removes the reallocation path and leaves a few stores.
+  // A TraceBuffer sink takes an inline append; a std::vector sink a push_back that GCC keeps out of line
+  // (~40 instructions a push). Replay uses the former.
   __attribute__((always_inline)) void record(TraceAction action, std::uint64_t addr, std::uint64_t size,
                                              StreamId stream) {
-    if (trace == nullptr) return;
-    if (trace->size() == trace->capacity()) [[unlikely]] grow_trace();
-    const TraceEvent event{addr, size, stream, time_us, action, kTraceFlagNone};
-    trace->push_back(event);
+    if (buffer != nullptr) {
+      buffer->push(addr, size, stream, time_us, action);
+    } else if (trace != nullptr) {
+      // Passing the fields one by one: a whole TraceEvent temporary passed by reference was written with
+      // 8-byte stores and read back with 16-byte loads, a store-forwarding stall.
+      trace->emplace_back(addr, size, stream, time_us, action, kTraceFlagNone);
+    }
   }
-  [[gnu::noinline]] void grow_trace() { trace->reserve(std::max<std::size_t>(64, trace->capacity() * 2)); }
 
   bool expandable_segments_enabled() const {
     // ROCm builds ignore the flag ("expandable_segments not supported on this platform") until the HIP
@@ -1229,7 +1230,14 @@ Snapshot CachingAllocator::snapshot() {
   return out;
 }
 std::vector<SegmentInfo> CachingAllocator::segments() const { return state_->snapshot().segments; }
-void CachingAllocator::set_trace_sink(std::vector<TraceEvent>* sink) { state_->trace = sink; }
+void CachingAllocator::set_trace_sink(std::vector<TraceEvent>* sink) {
+  state_->trace = sink;
+  state_->buffer = nullptr;
+}
+void CachingAllocator::set_trace_sink(TraceBuffer* sink) {
+  state_->buffer = sink;
+  state_->trace = nullptr;
+}
 void CachingAllocator::set_time_us(std::int64_t time_us) { state_->time_us = time_us; }
 const OomInfo& CachingAllocator::last_oom() const { return state_->last_oom; }
 bool CachingAllocator::would_reclaim(std::uint64_t size, StreamId stream) const {

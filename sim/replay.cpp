@@ -407,7 +407,7 @@ class Replayer {
   Device device_;
   CachingAllocator allocator_;
   ReplayResult result_;
-  std::vector<TraceEvent> simulated_;
+  TraceBuffer simulated_;
   std::vector<std::size_t> pending_;
   AddressTable<std::uint64_t> remap_;          // recorded -> simulated address, where they differ
   AddressTable<std::uint64_t> remap_targets_;  // the reverse: simulated addresses of remap_'s entries

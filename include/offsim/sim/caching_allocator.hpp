@@ -16,6 +16,7 @@
 #include "offsim/sim/device.hpp"
 #include "offsim/sim/device_stats.hpp"
 #include "offsim/sim/snapshot.hpp"
+#include "offsim/sim/trace_buffer.hpp"
 #include "offsim/sim/trace_event.hpp"
 #include "offsim/sim/version_profile.hpp"
 
@@ -119,8 +120,11 @@ class CachingAllocator {
   Snapshot snapshot();
   /// The segments as snapshot() lists them, without the trace entry: for inspection.
   std::vector<SegmentInfo> segments() const;
-  /// Every trace entry is appended to `sink` (nullptr: no trace). The caller owns the vector.
+  /// Every trace entry is appended to `sink` (nullptr: no trace). The caller owns the vector. Replaces
+  /// any earlier sink of either kind.
   void set_trace_sink(std::vector<TraceEvent>* sink);
+  /// The same into a TraceBuffer, whose append stays inline: for callers on a hot path (replay).
+  void set_trace_sink(TraceBuffer* sink);
   /// Timestamp stamped on later trace entries.
   void set_time_us(std::int64_t time_us);
 
