@@ -15,13 +15,23 @@ class AddressTable {
 
   AddressTable() : slots_(16) {}
 
+  static constexpr std::size_t kNoSlot = ~std::size_t{0};
+
   Value find(std::uint64_t key) const {
+    const std::size_t slot = find_slot(key);
+    return slot == kNoSlot ? kMissing : slots_[slot].value;
+  }
+
+  /// Where `key` is, or kNoSlot; valid until the next put or erase. Lets a caller that looked a key up
+  /// erase it later without probing again.
+  std::size_t find_slot(std::uint64_t key) const {
     for (std::size_t i = index(key);; i = (i + 1) & mask()) {
       const Slot& s = slots_[i];
-      if (s.value == kMissing) return kMissing;
-      if (s.key == key) return s.value;
+      if (s.value == kMissing) return kNoSlot;
+      if (s.key == key) return i;
     }
   }
+  Value value_at(std::size_t slot) const { return slots_[slot].value; }
 
   /// Inserts or overwrites.
   void put(std::uint64_t key, Value value) {
@@ -44,14 +54,16 @@ class AddressTable {
   }
 
   bool erase(std::uint64_t key) {
-    std::size_t i = index(key);
-    for (;; i = (i + 1) & mask()) {
-      if (slots_[i].value == kMissing) return false;
-      if (slots_[i].key == key) break;
-    }
+    const std::size_t slot = find_slot(key);
+    if (slot == kNoSlot) return false;
+    erase_slot(slot);
+    return true;
+  }
+
+  void erase_slot(std::size_t slot) {
     // Backward shift: move later entries of the same probe chain into the hole.
-    std::size_t hole = i;
-    for (std::size_t j = (i + 1) & mask();; j = (j + 1) & mask()) {
+    std::size_t hole = slot;
+    for (std::size_t j = (slot + 1) & mask();; j = (j + 1) & mask()) {
       if (slots_[j].value == kMissing) break;
       const std::size_t home = index(slots_[j].key);
       // Move j into the hole unless its home lies cyclically in (hole, j].
@@ -63,7 +75,6 @@ class AddressTable {
     }
     slots_[hole].value = kMissing;
     --size_;
-    return true;
   }
 
   std::size_t size() const { return size_; }

@@ -493,21 +493,26 @@ struct CachingAllocator::State {
   }
 
   void free(std::uint64_t ptr) {
-    const std::uint32_t id = find_active(ptr, "free");
+    const std::size_t slot = active.find_slot(ptr);
+    if (slot == AddressMap::kNoSlot) not_live(ptr, "free");
+    const std::uint32_t id = active.value_at(slot);
     if (!blocks[id].allocated) {
       throw AllocatorUsageError("free: pointer " + std::to_string(ptr) + " was already freed (its free is pending)");
     }
-    free_allocated(id);
+    free_allocated(id, slot);
   }
 
   OFFSIM_HOT bool try_free(std::uint64_t ptr) {
-    const std::uint32_t id = active.find(ptr);
-    if (id == AddressMap::kMissing || !blocks[id].allocated) return false;
-    free_allocated(id);
+    const std::size_t slot = active.find_slot(ptr);
+    if (slot == AddressMap::kNoSlot) return false;
+    const std::uint32_t id = active.value_at(slot);
+    if (!blocks[id].allocated) return false;
+    free_allocated(id, slot);
     return true;
   }
 
-  OFFSIM_HOT void free_allocated(std::uint32_t id) {
+  // `slot`: where the block is in `active`, so that completing the free does not probe for it again.
+  OFFSIM_HOT void free_allocated(std::uint32_t id, std::size_t slot) {
     Block& b = blocks[id];
     b.allocated = false;
     update(stats.allocation, b.small, -1);
@@ -517,7 +522,7 @@ struct CachingAllocator::State {
     if (b.has_stream_uses) {
       insert_events(id);
     } else {
-      free_block(id);
+      free_block(id, slot);
     }
   }
 
@@ -534,7 +539,9 @@ struct CachingAllocator::State {
     }
   }
 
-  OFFSIM_HOT void free_block(std::uint32_t id) {
+  // `active_slot`: the block's slot in `active` if the caller has it (valid: nothing was put or erased
+  // since), else AddressMap::kNoSlot.
+  OFFSIM_HOT void free_block(std::uint32_t id, std::size_t active_slot = AddressMap::kNoSlot) {
     const std::uint64_t original_ptr = blocks[id].ptr;
     const std::uint64_t original_size = blocks[id].size;
     const std::uint64_t requested = blocks[id].requested_size;
@@ -549,7 +556,11 @@ struct CachingAllocator::State {
         net_bytes -= static_cast<std::int64_t>(subsumed);
       }
     }
-    active.erase(original_ptr);
+    if (active_slot != AddressMap::kNoSlot) {
+      active.erase_slot(active_slot);
+    } else {
+      active.erase(original_ptr);
+    }
     insert_into_blocks(id);
     const Block& b = blocks[id];
     if (is_split(b)) {

@@ -199,18 +199,24 @@ class Replayer {
 
   void after_malloc(std::size_t i, const std::optional<std::uint64_t>& ptr) {
     const TraceEvent& e = events_[i];
-    if (ptr) {
-      if (e.action == TraceAction::kAlloc) {
-        if (*ptr != e.addr) {
-          remap_.put(e.addr, *ptr);
-          remap_targets_.put(*ptr, e.addr);
-        }
-      } else {
-        // The real run failed here and the program went on without the memory.
-        allocator_.free(*ptr);
-        simulated_.clear();
-        result_.notes.push_back("recorded OOM at event " + std::to_string(i) + " did not happen in the simulation");
+    if (ptr && e.action == TraceAction::kAlloc) [[likely]] {
+      if (*ptr != e.addr) [[unlikely]] {
+        remap_.put(e.addr, *ptr);
+        remap_targets_.put(*ptr, e.addr);
       }
+      return;
+    }
+    after_failed_or_oom_malloc(i, ptr);
+  }
+
+  // A malloc that failed, or a recorded OOM (which the simulation may not have repeated).
+  [[gnu::noinline]] void after_failed_or_oom_malloc(std::size_t i, const std::optional<std::uint64_t>& ptr) {
+    const TraceEvent& e = events_[i];
+    if (ptr) {
+      // The real run failed here and the program went on without the memory.
+      allocator_.free(*ptr);
+      simulated_.clear();
+      result_.notes.push_back("recorded OOM at event " + std::to_string(i) + " did not happen in the simulation");
       return;
     }
     const OomInfo& info = allocator_.last_oom();
@@ -256,7 +262,7 @@ class Replayer {
 
   std::size_t free_requested(std::size_t i) {
     const TraceEvent& e = events_[i];
-    const bool completes_now = i + 1 < events_.size() && events_[i + 1].action == TraceAction::kFreeCompleted &&
+    const bool completes_now = i + 1 < events_end_ && events_[i + 1].action == TraceAction::kFreeCompleted &&
                                events_[i + 1].addr == e.addr;
     const std::uint64_t ptr = take_simulated_address(e.addr);
     if (ptr != kUnknown) {
@@ -312,8 +318,10 @@ class Replayer {
     }
   }
 
+  // The simulated entries are not stamped with the recorded time (a call per request into the allocator):
+  // the comparison ignores time, and a reported divergence takes the time of the call's recorded event.
   void begin_call(std::size_t i) {
-    allocator_.set_time_us(events_[i < events_.size() ? i : events_.size() - 1].time_us);
+    call_event_ = i;
     simulated_.clear();
   }
 
@@ -322,9 +330,11 @@ class Replayer {
   }
 
   bool same(const TraceEvent& want, const TraceEvent& got) const {
-    if (want.addr == got.addr && want.size == got.size && want.stream == got.stream && want.action == got.action) {
-      return true;  // the usual case, decided without the rules below
-    }
+    // The usual case, decided without branches or the rules below.
+    const std::uint64_t differ = (want.addr ^ got.addr) | (want.size ^ got.size) | (want.stream ^ got.stream) |
+                                 static_cast<std::uint64_t>(static_cast<std::uint8_t>(want.action) ^
+                                                            static_cast<std::uint8_t>(got.action));
+    if (differ == 0) [[likely]] return true;
     if (want.action != got.action || want.size != got.size) return false;
     if (want.action == TraceAction::kOom) return true;  // addr holds device_free, which depends on the device
     if (want.stream != got.stream && !(got.stream == kRecordedUseStream)) return false;
@@ -383,6 +393,7 @@ class Replayer {
       d.event_index = count == 0 ? 0 : expected[count - 1];
       d.simulated = simulated_[common];
     }
+    if (d.simulated) d.simulated->time_us = events_[std::min(call_event_, events_.size() - 1)].time_us;
     const std::uint64_t address = d.expected ? d.expected->addr : d.simulated->addr;
     for (const SegmentInfo& segment : allocator_.segments()) {
       const std::uint64_t end = segment.address + segment.total_size;
@@ -402,12 +413,14 @@ class Replayer {
   std::vector<std::size_t> decisions_;
   const Trace& trace_;
   const std::vector<TraceEvent>& events_;
+  const std::size_t events_end_ = events_.size();
   const ReplayOptions& options_;
   AllocatorConfig config_;
   Device device_;
   CachingAllocator allocator_;
   ReplayResult result_;
   TraceBuffer simulated_;
+  std::size_t call_event_ = 0;  // the recorded event whose call is being simulated
   std::vector<std::size_t> pending_;
   AddressTable<std::uint64_t> remap_;          // recorded -> simulated address, where they differ
   AddressTable<std::uint64_t> remap_targets_;  // the reverse: simulated addresses of remap_'s entries
