@@ -3,18 +3,26 @@
 //   inference: many short-lived small activations (< 1 MiB), medium tensors, a few large ones, lifetimes
 //              mostly stack-like (freed in reverse), as a denoise loop allocates;
 //   training:  iterations of a forward pass that keeps its activations, a backward pass that frees them in
-//              reverse while allocating gradients, and an optimizer step; a long-lived parameter set.
+//              reverse while allocating gradients, and an optimizer step; a long-lived parameter set;
+//   recorded VAE: the requests of real model runs, the CPU-recorded VAE decodes and encodes in traces/cpu
+//              (diffusers' SD1.5, FLUX.1 and Qwen-Image VAEs: real tensor sizes and lifetimes), one after
+//              another as a pipeline runs them. The random mixes above are harder on branch prediction
+//              than a model, which repeats the same sequence of requests.
 // BM_Allocator_* drives CachingAllocator directly (statistics and trace emission on: every event is
 // appended to a trace vector that is cleared in chunks); BM_Replay_* replays a recorded trace of the same
 // workload through sim::replay (fidelity comparison on). items_per_second = allocator events (alloc or
 // free requests) per second, per CPU second of this process.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <random>
+#include <unordered_map>
 #include <vector>
 
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/replay.hpp"
+#include "offsim/sim/trace_file.hpp"
 
 namespace {
 
@@ -108,6 +116,49 @@ std::vector<Op> training_ops(std::size_t events, unsigned seed) {
   return ops;
 }
 
+// The request stream of one recording: slots are numbered per recording; what is still live at its end
+// (its output) is freed there, as a pipeline drops a decoded image once it is saved.
+std::vector<Op> recording_ops(const std::filesystem::path& path) {
+  const Trace trace = read_trace_file(path);
+  std::unordered_map<std::uint64_t, std::uint32_t> slot_of;
+  std::vector<Op> ops;
+  std::uint32_t next_slot = 0;
+  for (const TraceEvent& e : trace.events) {
+    if (e.action == TraceAction::kAlloc) {
+      slot_of[e.addr] = next_slot;
+      ops.push_back({true, next_slot++, e.size});
+    } else if (e.action == TraceAction::kFreeRequested) {
+      const auto it = slot_of.find(e.addr);
+      if (it == slot_of.end()) continue;  // allocated before the recording (none in these)
+      ops.push_back({false, it->second, 0});
+      slot_of.erase(it);
+    }
+  }
+  std::vector<std::uint32_t> leftover;
+  for (const auto& [addr, slot] : slot_of) leftover.push_back(slot);
+  std::sort(leftover.begin(), leftover.end());
+  for (std::uint32_t slot : leftover) ops.push_back({false, slot, 0});
+  return ops;
+}
+
+std::vector<Op> recorded_vae_ops(std::size_t events, unsigned) {
+  std::vector<std::filesystem::path> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(OFFSIM_SOURCE_DIR "/traces/cpu")) {
+    if (entry.path().extension() == ".otrace") paths.push_back(entry.path());
+  }
+  std::sort(paths.begin(), paths.end());
+  std::vector<std::vector<Op>> recordings;
+  for (const auto& path : paths) recordings.push_back(recording_ops(path));
+  std::vector<Op> ops;
+  ops.reserve(events);
+  // Slots of consecutive passes must not collide while a pass runs: each pass frees all of its own.
+  for (std::size_t pass = 0; ops.size() < events; ++pass) {
+    for (const Op& op : recordings[pass % recordings.size()]) ops.push_back(op);
+  }
+  ops.resize(events);
+  return ops;
+}
+
 // One op; the free of a tensor whose allocation failed is skipped.
 void apply(CachingAllocator& a, const Op& op, std::vector<std::uint64_t>& ptrs) {
   if (op.slot >= ptrs.size()) ptrs.resize(op.slot + 1, 0);
@@ -181,7 +232,9 @@ void run_replay(benchmark::State& state, std::vector<Op> (*make)(std::size_t, un
 
 void BM_Replay_Inference(benchmark::State& state) { run_replay(state, inference_ops); }
 void BM_Replay_Training(benchmark::State& state) { run_replay(state, training_ops); }
+void BM_Replay_RecordedVae(benchmark::State& state) { run_replay(state, recorded_vae_ops); }
 BENCHMARK(BM_Replay_Inference)->Arg(100'000)->Arg(1'000'000)->Arg(7'000'000)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
 BENCHMARK(BM_Replay_Training)->Arg(100'000)->Arg(1'000'000)->Arg(7'000'000)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
+BENCHMARK(BM_Replay_RecordedVae)->Arg(100'000)->Arg(1'000'000)->Arg(7'000'000)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
 
 }  // namespace
