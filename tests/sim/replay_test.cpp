@@ -210,6 +210,9 @@ TEST(Replay, ReportsTheFirstDivergenceWithItsIndex) {
   ASSERT_TRUE(r.first_divergence->expected.has_value());
   ASSERT_TRUE(r.first_divergence->simulated.has_value());
   EXPECT_EQ(r.first_divergence->expected->size, r.first_divergence->simulated->size + 2 * MiB);
+  // The simulated entry carries the time of the call it came from (the segment and its malloc share a step).
+  EXPECT_GT(r.first_divergence->expected->time_us, 0);
+  EXPECT_EQ(r.first_divergence->simulated->time_us, r.first_divergence->expected->time_us);
   EXPECT_FALSE(r.first_divergence->segments_near.empty());
   EXPECT_EQ(r.events_matched + 1, r.events_total);
 }
