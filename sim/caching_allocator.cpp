@@ -502,13 +502,11 @@ struct CachingAllocator::State {
   }
 
   void free(std::uint64_t ptr) {
-    const std::size_t slot = active.find_slot(ptr);
-    if (slot == AddressMap::kNoSlot) not_live(ptr, "free");
-    const std::uint32_t id = active.value_at(slot);
-    if (!blocks[id].allocated) {
-      throw AllocatorUsageError("free: pointer " + std::to_string(ptr) + " was already freed (its free is pending)");
-    }
-    free_allocated(id, slot);
+    if (try_free(ptr)) return;
+    // Not freed: say why. find_active throws for an address that is not in the active map; one that is
+    // there but not allocated waits for its pending free.
+    find_active(ptr, "free");
+    throw AllocatorUsageError("free: pointer " + std::to_string(ptr) + " was already freed (its free is pending)");
   }
 
   OFFSIM_HOT bool try_free(std::uint64_t ptr) {

@@ -262,7 +262,7 @@ class Replayer {
 
   std::size_t free_requested(std::size_t i) {
     const TraceEvent& e = events_[i];
-    const bool completes_now = i + 1 < events_end_ && events_[i + 1].action == TraceAction::kFreeCompleted &&
+    const bool completes_now = i + 1 < events_.size() && events_[i + 1].action == TraceAction::kFreeCompleted &&
                                events_[i + 1].addr == e.addr;
     const std::uint64_t ptr = take_simulated_address(e.addr);
     if (ptr != kUnknown) {
@@ -344,8 +344,6 @@ class Replayer {
     return want.addr == got.addr;
   }
 
-  // `context` is called only when this call holds the first divergence (building strings per call
-  // would cost more than the simulation).
   // `expected`: indices of the recorded events this call should have produced, in order. `context` is
   // called only when this call holds the first divergence (building strings per call would cost more
   // than the simulation).
@@ -413,7 +411,6 @@ class Replayer {
   std::vector<std::size_t> decisions_;
   const Trace& trace_;
   const std::vector<TraceEvent>& events_;
-  const std::size_t events_end_ = events_.size();
   const ReplayOptions& options_;
   AllocatorConfig config_;
   Device device_;

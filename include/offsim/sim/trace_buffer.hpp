@@ -4,6 +4,7 @@
 // which makes it too large to inline), and that call was ~10% of a replay.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -37,7 +38,7 @@ class TraceBuffer {
   [[gnu::noinline]] void grow() {
     const std::size_t capacity = capacity_ == 0 ? 64 : capacity_ * 2;
     std::unique_ptr<TraceEvent[]> data(new TraceEvent[capacity]);
-    for (std::size_t i = 0; i < size_; ++i) data[i] = data_[i];
+    std::copy(data_.get(), data_.get() + size_, data.get());
     data_ = std::move(data);
     capacity_ = capacity;
   }
