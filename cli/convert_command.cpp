@@ -9,6 +9,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "offsim/sim/trace_formats.hpp"
@@ -32,6 +33,7 @@ struct ConvertOptions {
   std::string output;
   std::optional<int> device;
   bool no_rewind = false;
+  std::vector<std::string> fallible_frames;
 };
 
 int run(const ConvertOptions& options) {
@@ -42,6 +44,10 @@ int run(const ConvertOptions& options) {
   std::size_t final_segments = 0;
   std::uint64_t events = 0;
   if (from == TraceFormat::kOffsimTrace) {
+    if (!options.fallible_frames.empty()) {
+      throw ConfigError("--fallible-frame: " + input.string() +
+                        " is an offsim trace, which keeps no stack frames; convert the snapshot it came from");
+    }
     TraceReader reader(input);
     if (options.device && *options.device != reader.metadata().device) {
       throw ConfigError("--device " + std::to_string(*options.device) + ": " + input.string() +
@@ -58,6 +64,7 @@ int run(const ConvertOptions& options) {
     SnapshotReadOptions read_options;
     read_options.device = options.device.value_or(0);
     read_options.reconstruct_initial_state = !options.no_rewind;
+    read_options.fallible_frames = options.fallible_frames;
     const Trace trace = from == TraceFormat::kSnapshotPickle ? read_snapshot_pickle(input, read_options)
                                                              : read_snapshot_json(input, read_options);
     std::cout << "read " << input.string() << " (" << describe(from) << "): " << describe_trace(trace) << "\n";
@@ -67,6 +74,7 @@ int run(const ConvertOptions& options) {
                    "memory_viz does\n";
     }
     if (!trace.metadata.alloc_conf.empty()) std::cout << "  allocator settings: " << trace.metadata.alloc_conf << "\n";
+    if (!options.fallible_frames.empty()) std::cout << "  notes: " << trace.metadata.provenance.notes << "\n";
     TraceVectorSource source(trace);
     write_trace(output, to, source);
     events = trace.events.size();
@@ -95,6 +103,10 @@ void add_convert_command(CLI::App& app, int& exit_code) {
       ->check(CLI::NonNegativeNumber);
   command->add_flag("--no-rewind", options->no_rewind,
                     "do not reconstruct the starting state from the dump-time segments (the trace then has none)");
+  command->add_option("--fallible-frame", options->fallible_frames,
+                      "flag allocations fallible whose stack has a frame (function or file name) containing TEXT "
+                      "(snapshot input; the flag is kept in every output format; repeatable)")
+      ->allow_extra_args(false);
   command->callback([options, &exit_code] { exit_code = run(*options); });
 }
 

@@ -2,6 +2,7 @@
 // does with the record (fidelity), and answer what-if questions (--capacity, --alloc-conf,
 // --torch-version, --min-capacity). A short table on the terminal; --json for machines
 // (docs/replay_json.md). A diverging replay exits non-zero only with --strict.
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -34,6 +35,7 @@ struct ReplayCliOptions {
   std::string platform = "cuda";
   int device = 0;
   bool no_rewind = false;
+  std::vector<std::string> fallible_frames;
   bool min_capacity = false;
   bool strict = false;
   bool quiet = false;
@@ -114,6 +116,7 @@ int run(const ReplayCliOptions& o) {
   SnapshotReadOptions read;
   read.device = o.device;
   read.reconstruct_initial_state = !o.no_rewind;
+  read.fallible_frames = o.fallible_frames;
   const Trace trace = read_trace(o.trace, read);
 
   ReplayOptions options;
@@ -181,6 +184,15 @@ int run(const ReplayCliOptions& o) {
   }
   if (!r.completed) std::cout << "\nstopped at an unhandled OOM: " << r.ooms.back().message << "\n";
   for (const std::string& note : r.notes) std::cout << "note: " << note << "\n";
+  if (!o.fallible_frames.empty()) {
+    const auto fallible = std::count_if(trace.events.begin(), trace.events.end(), [](const TraceEvent& e) {
+      return e.action == TraceAction::kAlloc && (e.flags & kTraceFlagFallible) != 0;
+    });
+    std::cout << "note: " << fallible << " allocation" << (fallible == 1 ? " is" : "s are")
+              << " fallible (--fallible-frame, or flagged in the file)";
+    if (fallible == 0) std::cout << "; frames are recorded by _record_memory_history(stacks=\"python\" or \"all\")";
+    std::cout << "\n";
+  }
 
   if (!o.json_path.empty()) {
     AtomicOutputFile out(o.json_path);
@@ -210,6 +222,10 @@ void add_replay_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--platform", o->platform, "cuda or rocm");
   cmd->add_option("--device", o->device, "device whose trace to read from a snapshot");
   cmd->add_flag("--no-rewind", o->no_rewind, "do not reconstruct the starting state from the dump-time segments");
+  cmd->add_option("--fallible-frame", o->fallible_frames,
+                  "mark allocations fallible whose stack has a frame (function or file name) containing TEXT, e.g. "
+                  "tiled_decode or cudnn: their failure is a handled OOM (snapshots recorded with stacks; repeatable)")
+      ->allow_extra_args(false);
   cmd->add_flag("--min-capacity", o->min_capacity, "search the smallest device that runs the trace");
   cmd->add_flag("--strict", o->strict, "exit 1 when the simulation diverges from the record");
   cmd->add_option("--json", o->json_path, "write the result as JSON (docs/replay_json.md)");

@@ -25,6 +25,35 @@ void append_note(std::string& notes, const std::string& note) {
   notes += note;
 }
 
+// The frames of a trace entry as PyTorch writes them: a list of {"filename", "line", "name"} dicts (shared
+// between entries through the pickle memo). Anything else has no frames to match.
+const std::vector<PickleValue>* frames_of(const PickleDict& entry) {
+  const PickleValue* frames = entry.find("frames");
+  if (frames == nullptr || frames->kind() != Kind::kList) return nullptr;
+  const std::vector<PickleValue>& items = frames->as_list().items;
+  return items.empty() ? nullptr : &items;
+}
+
+bool frame_matches(const std::vector<PickleValue>& frames, const std::vector<std::string>& patterns) {
+  for (const PickleValue& frame : frames) {
+    if (frame.kind() != Kind::kDict) continue;
+    for (const char* key : {"name", "filename"}) {
+      const PickleValue* text = frame.as_dict().find(key);
+      if (text == nullptr || text->kind() != Kind::kStr) continue;
+      for (const std::string& pattern : patterns) {
+        if (text->as_str().find(pattern) != std::string::npos) return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string join_quoted(const std::vector<std::string>& texts) {
+  std::string joined;
+  for (const std::string& text : texts) joined += (joined.empty() ? "\"" : ", \"") + text + "\"";
+  return joined;
+}
+
 }  // namespace
 
 SnapshotDecoder::SnapshotDecoder(std::string source, SnapshotReadOptions options)
@@ -37,10 +66,21 @@ bool SnapshotDecoder::take(const PickleList& list, const PickleValue& item, std:
                      "supported; expected each entry to be its own dict)");
   }
   if (item.kind() != Kind::kDict || item.as_dict().find("action") == nullptr) return false;
-  std::vector<TraceEvent>& events = events_by_list_[&list];
+  DeviceEntries& entries = entries_by_list_[&list];
   const DecodePlace traces{source_, item_offset, nullptr, "device_traces[?]", std::nullopt};
   const DecodePlace place = traces.at(list.info.streamed_items);
-  if (auto event = decode_trace_entry(item, place, notes_)) events.push_back(*event);
+  std::optional<TraceEvent> event = decode_trace_entry(item, place, notes_);
+  if (!event) return true;
+  if (event->action == TraceAction::kAlloc && !options_.fallible_frames.empty()) {
+    if (const std::vector<PickleValue>* frames = frames_of(item.as_dict())) {
+      ++entries.allocs_with_frames;
+      if (frame_matches(*frames, options_.fallible_frames) && (event->flags & kTraceFlagFallible) == 0) {
+        event->flags |= kTraceFlagFallible;
+        ++entries.flagged_by_frames;
+      }
+    }
+  }
+  entries.events.push_back(*event);
   return true;
 }
 
@@ -71,6 +111,8 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
   }
   sort_and_check_disjoint(trace.final_segments, segments_place);
 
+  std::uint64_t allocs_with_frames = 0;
+  std::uint64_t flagged_by_frames = 0;
   if (const PickleValue* traces_value = document.find("device_traces")) {
     const DecodePlace traces_place = top.at("device_traces", traces_value);
     const auto& traces = require_list(*traces_value, traces_place);
@@ -84,11 +126,13 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
         device_place.at(std::uint64_t{0}, &stray).fail("expected a trace entry dict with an \"action\" key, found " +
                                             std::string(stray.type_name()));
       }
-      auto found = events_by_list_.find(&list);
+      auto found = entries_by_list_.find(&list);
       const bool has_entries = list.info.streamed_items > 0;
       if (has_entries) devices_with_data.push_back(static_cast<int>(d));
-      if (static_cast<int>(d) == options_.device && found != events_by_list_.end()) {
-        trace.events = std::move(found->second);
+      if (static_cast<int>(d) == options_.device && found != entries_by_list_.end()) {
+        trace.events = std::move(found->second.events);
+        allocs_with_frames = found->second.allocs_with_frames;
+        flagged_by_frames = found->second.flagged_by_frames;
       }
     }
   }
@@ -139,6 +183,16 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
   if (notes_.blocks_from_history > 0) {
     append_note(metadata.provenance.notes, std::to_string(notes_.blocks_from_history) +
                                                " blocks without requested_size (2.0-era; taken from history or size)");
+  }
+
+  if (!options_.fallible_frames.empty()) {
+    const std::string patterns = join_quoted(options_.fallible_frames);
+    append_note(metadata.provenance.notes,
+                allocs_with_frames == 0
+                    ? "fallible frames " + patterns + " matched nothing: no alloc entry has stack frames (record with "
+                      "torch.cuda.memory._record_memory_history(stacks=\"python\" or \"all\"))"
+                    : std::to_string(flagged_by_frames) + " of " + std::to_string(allocs_with_frames) +
+                          " allocations with stack frames flagged fallible (a frame matched " + patterns + ")");
   }
 
   metadata.reconstructed_initial_state = false;

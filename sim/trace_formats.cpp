@@ -45,7 +45,13 @@ TraceFormat trace_format_for_output(const std::filesystem::path& path) {
 
 Trace read_trace(const std::filesystem::path& path, const SnapshotReadOptions& options) {
   switch (detect_trace_format(path)) {
-    case TraceFormat::kOffsimTrace: return read_trace_file(path);
+    case TraceFormat::kOffsimTrace:
+      if (!options.fallible_frames.empty()) {
+        throw ConfigError(path.string() + ": an offsim trace keeps no stack frames, so allocations cannot be marked "
+                          "fallible by frame; mark them when converting the snapshot it came from "
+                          "(offsim convert --fallible-frame)");
+      }
+      return read_trace_file(path);
     case TraceFormat::kSnapshotPickle: return read_snapshot_pickle(path, options);
     case TraceFormat::kSnapshotJson: return read_snapshot_json(path, options);
   }

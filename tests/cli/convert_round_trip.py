@@ -41,6 +41,29 @@ def snapshot():
                                    "trace_alloc_max_entries": 4, "trace_alloc_overflowed": True}}
 
 
+def tiled_decode_snapshot():
+    """A 1 GiB weight, then diffusers' tiled-decode retry allocating 3 GiB (its stack names tiled_decode)."""
+    gib = 1 << 30
+    weight, tile = 0x7F0000000000, 0x7F1000000000
+    load = [{"filename": "/app/pipeline.py", "line": 40, "name": "load_weights"}]
+    tiled = [{"filename": "/usr/lib/python3/dist-packages/diffusers/models/autoencoders/autoencoder_kl.py",
+              "line": 290, "name": "tiled_decode"}] + load
+    steps = [("segment_alloc", weight, gib, load), ("alloc", weight, gib, load),
+             ("segment_alloc", tile, 3 * gib, tiled), ("alloc", tile, 3 * gib, tiled),
+             ("free_requested", tile, 3 * gib, tiled), ("free_completed", tile, 3 * gib, tiled)]
+    trace = [{"action": a, "addr": addr, "size": size, "stream": 0, "time_us": i, "frames": frames}
+             for i, (a, addr, size, frames) in enumerate(steps)]
+    segments = [{"device": 0, "address": weight, "total_size": gib, "stream": 0, "segment_type": "large",
+                 "allocated_size": gib, "active_size": gib, "requested_size": gib,
+                 "blocks": [{"address": weight, "size": gib, "requested_size": gib, "state": "active_allocated",
+                             "frames": load}]},
+                {"device": 0, "address": tile, "total_size": 3 * gib, "stream": 0, "segment_type": "large",
+                 "allocated_size": 0, "active_size": 0, "requested_size": 0,
+                 "blocks": [{"address": tile, "size": 3 * gib, "requested_size": 3 * gib, "state": "inactive",
+                             "frames": []}]}]
+    return {"segments": segments, "device_traces": [trace]}
+
+
 def run(offsim, *args, expect=0):
     result = subprocess.run([offsim, *args], capture_output=True, text=True, check=False)
     assert result.returncode == expect, (args, result.returncode, result.stdout, result.stderr)
@@ -74,6 +97,26 @@ def main():
         assert "overflowed" in notes and "reconstructed" in notes, notes
         assert doc["offsim_metadata"]["reconstructed_initial_state"] is True
     assert back["segments"][0]["segment_pool_id"] == (0, 0)
+
+    # --fallible-frame: the alloc whose stack names tiled_decode is flagged, the flag survives conversion, and
+    # a replay on a device too small for it counts its failure as a handled OOM.
+    with open(path("tiled.pickle"), "wb") as f:
+        pickle.dump(tiled_decode_snapshot(), f)
+    out = run(offsim, "convert", path("tiled.pickle"), path("tiled.json"), "--fallible-frame", "tiled_decode")
+    assert "1 of 2 allocations" in out, out
+    with open(path("tiled.json"), encoding="utf-8") as f:
+        entries = json.load(f)["device_traces"][0]
+    assert [e.get("offsim_flags", 0) for e in entries if e["action"] == "alloc"] == [0, 1], entries
+    for source, extra in ((path("tiled.pickle"), ["--fallible-frame", "tiled_decode"]), (path("tiled.json"), [])):
+        run(offsim, "replay", source, "--capacity", "2GiB", "-q", "--json", path("tiled_replay.json"), *extra)
+        with open(path("tiled_replay.json"), encoding="utf-8") as f:
+            result = json.load(f)
+        assert result["unhandled_ooms"] == 0 and [o["handled"] for o in result["oom_events"]] == [True], result
+    run(offsim, "replay", path("tiled.pickle"), "--capacity", "2GiB", "-q", "--json", path("tiled_replay.json"))
+    with open(path("tiled_replay.json"), encoding="utf-8") as f:
+        assert json.load(f)["unhandled_ooms"] == 1
+    out = run(offsim, "replay", path("a.otrace"), "--fallible-frame", "step", expect=2)
+    assert "keeps no stack frames" in out, out
 
     # Bad input: exit code 2, FILE:OFFSET: message; no output file left behind.
     with open(path("truncated.pickle"), "wb") as f:

@@ -46,6 +46,17 @@ TEST(PythonRoundTrip, PickleLoadReadsOffsimSnapshotsAndOffsimReadsPythonPickles)
     EXPECT_EQ(back.initial_segments, trace.initial_segments);
     EXPECT_EQ(back.metadata.label, trace.metadata.label);
   }
+  // Every entry shares one frames list through the memo; the reader has taken earlier entries by the time it
+  // reaches later ones, and their frames must still match.
+  options.fallible_frames = {"_call_impl"};
+  const Trace flagged = read_snapshot_pickle(directory / "python.p4.pickle", options);
+  std::size_t allocs = 0;
+  for (const TraceEvent& e : flagged.events) {
+    if (e.action != TraceAction::kAlloc) continue;
+    ++allocs;
+    EXPECT_NE(e.flags & kTraceFlagFallible, 0) << "alloc " << allocs << " not flagged";
+  }
+  EXPECT_GT(allocs, 100U);
   std::filesystem::remove_all(directory);
 }
 

@@ -8,6 +8,7 @@
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/pickle_reader.hpp"
 #include "offsim/sim/pickle_writer.hpp"
+#include "offsim/sim/replay.hpp"
 #include "offsim/sim/segment_state.hpp"
 #include "offsim/sim/snapshot_json.hpp"
 #include "offsim/sim/snapshot_pickle.hpp"
@@ -187,6 +188,88 @@ TEST(SnapshotPickle, ReadsPyTorch20EraSnapshots) {
   EXPECT_NE(trace.metadata.provenance.notes.find("legacy \"free\""), std::string::npos);
   EXPECT_NE(trace.metadata.provenance.notes.find("without time_us"), std::string::npos);
   EXPECT_NE(trace.metadata.provenance.notes.find("history"), std::string::npos);
+}
+
+// A 1 GiB weight loaded, then diffusers' tiled-decode retry allocating 3 GiB: the stacks tell them apart.
+std::string tiled_decode_snapshot_json(bool with_frames) {
+  const std::string load = with_frames ? R"([{"filename": "/app/pipeline.py", "line": 40, "name": "load_weights"}])" : "[]";
+  const std::string tiled =
+      with_frames ? R"([{"filename": "/venv/diffusers/models/autoencoders/autoencoder_kl.py", "line": 290, "name": "tiled_decode"},
+                        {"filename": "/app/pipeline.py", "line": 52, "name": "decode"}])"
+                  : "[]";
+  const auto entry = [](const char* action, const char* addr, const char* size, const std::string& frames) {
+    return std::string(R"({"action": ")") + action + R"(", "addr": )" + addr + R"(, "size": )" + size +
+           R"(, "stream": 0, "time_us": 1, "frames": )" + frames + "}";
+  };
+  const char* weight = "139637976727552";  // 0x7f0000000000
+  const char* tile = "139706696204288";    // 0x7f1000000000
+  return R"({"segments": [{"device": 0, "address": 139637976727552, "total_size": 1073741824, "segment_type": "large",
+               "blocks": [{"address": 139637976727552, "size": 1073741824, "requested_size": 1073741824,
+                           "state": "active_allocated"}]},
+              {"device": 0, "address": 139706696204288, "total_size": 3221225472, "segment_type": "large",
+               "blocks": [{"address": 139706696204288, "size": 3221225472, "requested_size": 3221225472,
+                           "state": "inactive"}]}],
+  "device_traces": [[)" +
+         entry("segment_alloc", weight, "1073741824", load) + ", " + entry("alloc", weight, "1073741824", load) + ", " +
+         entry("segment_alloc", tile, "3221225472", tiled) + ", " + entry("alloc", tile, "3221225472", tiled) + ", " +
+         entry("free_requested", tile, "3221225472", tiled) + ", " + entry("free_completed", tile, "3221225472", tiled) +
+         "]]}";
+}
+
+std::vector<bool> fallible_allocs(const Trace& trace) {
+  std::vector<bool> flags;
+  for (const TraceEvent& e : trace.events) {
+    if (e.action == TraceAction::kAlloc) flags.push_back((e.flags & kTraceFlagFallible) != 0);
+  }
+  return flags;
+}
+
+TEST(SnapshotFallibleFrames, FlagOnlyTheAllocationsWhoseStackMatches) {
+  const std::string json = tiled_decode_snapshot_json(true);
+  EXPECT_EQ(fallible_allocs(read_snapshot_json_bytes(json, "tiled.json")), (std::vector<bool>{false, false}));
+
+  SnapshotReadOptions by_function;
+  by_function.fallible_frames = {"tiled_decode"};
+  const Trace flagged = read_snapshot_json_bytes(json, "tiled.json", by_function);
+  EXPECT_EQ(fallible_allocs(flagged), (std::vector<bool>{false, true}));
+  EXPECT_NE(flagged.metadata.provenance.notes.find("1 of 2 allocations with stack frames flagged fallible"),
+            std::string::npos)
+      << flagged.metadata.provenance.notes;
+
+  SnapshotReadOptions by_file;
+  by_file.fallible_frames = {"no_such_function", "autoencoder_kl.py"};
+  EXPECT_EQ(fallible_allocs(read_snapshot_json_bytes(json, "tiled.json", by_file)), (std::vector<bool>{false, true}));
+
+  // The same document as a pickle: the reader takes entries as it goes, frames stay readable.
+  const Trace from_pickle = read_snapshot_pickle_bytes(snapshot_pickle_bytes(flagged), "tiled.pickle");
+  EXPECT_EQ(fallible_allocs(from_pickle), (std::vector<bool>{false, true}));  // kept as offsim_flags
+}
+
+TEST(SnapshotFallibleFrames, WithoutRecordedStacksTheNotesSaySoInsteadOfMatchingNothingSilently) {
+  SnapshotReadOptions options;
+  options.fallible_frames = {"tiled_decode"};
+  const Trace trace = read_snapshot_json_bytes(tiled_decode_snapshot_json(false), "nostacks.json", options);
+  EXPECT_EQ(fallible_allocs(trace), (std::vector<bool>{false, false}));
+  EXPECT_NE(trace.metadata.provenance.notes.find("matched nothing: no alloc entry has stack frames"), std::string::npos)
+      << trace.metadata.provenance.notes;
+}
+
+TEST(SnapshotFallibleFrames, ReplayOnASmallerDeviceCountsTheFlaggedFailureAsHandled) {
+  const std::string json = tiled_decode_snapshot_json(true);
+  ReplayOptions options;
+  options.capacity = 2ULL << 30U;  // room for the weight, not for the 3 GiB tile buffer
+  const ReplayResult unflagged = replay(read_snapshot_json_bytes(json, "tiled.json"), options);
+  EXPECT_EQ(unflagged.unhandled_ooms, 1U);
+  EXPECT_FALSE(unflagged.completed);
+
+  SnapshotReadOptions read;
+  read.fallible_frames = {"tiled_decode"};
+  const ReplayResult flagged = replay(read_snapshot_json_bytes(json, "tiled.json", read), options);
+  EXPECT_TRUE(flagged.completed);
+  EXPECT_EQ(flagged.unhandled_ooms, 0U);
+  ASSERT_EQ(flagged.ooms.size(), 1U);
+  EXPECT_TRUE(flagged.ooms[0].handled);
+  EXPECT_EQ(flagged.ooms[0].size, 3ULL << 30U);
 }
 
 TEST(SnapshotPickle, MalformedDocumentsNameThePath) {

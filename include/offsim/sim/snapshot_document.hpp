@@ -35,6 +35,12 @@ struct SnapshotReadOptions {
   /// Reconstruct initial_segments by rewinding final_segments through the events (the default). Off, the
   /// trace has no initial state (final_segments is still filled).
   bool reconstruct_initial_state = true;
+  /// Marks allocations fallible from their stacks: an `alloc` entry with a frame whose function or file name
+  /// contains one of these texts (e.g. "tiled_decode" for diffusers' tiled-decode retry, "cudnn" for a
+  /// convolution workspace) gets kTraceFlagFallible, so that its failure in a replay is a handled OOM.
+  /// PyTorch records frames with _record_memory_history(stacks="python" or "all"); a snapshot without them
+  /// matches nothing, and the trace's notes say so.
+  std::vector<std::string> fallible_frames;
 };
 
 class SnapshotDecoder : public PickleItemSink {
@@ -51,7 +57,13 @@ class SnapshotDecoder : public PickleItemSink {
   std::string source_;
   SnapshotReadOptions options_;
   SnapshotDecodeNotes notes_;
-  std::unordered_map<const PickleList*, std::vector<TraceEvent>> events_by_list_;
+  // One device's entries, by the list that holds them (a device is known only once the document is read).
+  struct DeviceEntries {
+    std::vector<TraceEvent> events;
+    std::uint64_t allocs_with_frames = 0;    // alloc entries with a non-empty frames list
+    std::uint64_t flagged_by_frames = 0;     // of those, flagged fallible by options.fallible_frames
+  };
+  std::unordered_map<const PickleList*, DeviceEntries> entries_by_list_;
 };
 
 /// Writes the snapshot document of `source` (one device: metadata().device; lists for lower devices are
