@@ -32,7 +32,10 @@ constexpr std::uint32_t kNil = 0xffffffffu;
 // PyTorch refuses requests of 1 EiB or more before any bookkeeping ("more than 1EB memory").
 constexpr std::uint64_t kMaxRequest = 1ULL << 60;
 
-struct Block {
+// One cache line each: std::vector's 16-byte alignment let a 64-byte Block straddle two lines, so that a
+// free touching a block and its two neighbours could miss six lines instead of three (callgrind's cache
+// simulation: 14% fewer L1 read misses in an inference-like replay once aligned).
+struct alignas(64) Block {
   std::uint64_t ptr = 0;
   std::uint64_t size = 0;
   std::uint64_t requested_size = 0;  // stale on free blocks, as upstream
@@ -48,6 +51,7 @@ struct Block {
   bool alive = false;
   bool has_stream_uses = false;  // record_stream targets are in State::stream_uses (rare)
 };
+static_assert(sizeof(Block) == 64, "a Block is one cache line");
 
 // Key of BlockComparatorAddress (stream, ptr) for unmapped expandable-segment blocks. A copy: a block
 // is always removed from its set before its ptr or size changes, exactly as upstream.
