@@ -65,6 +65,15 @@ TEST(TraceBuffer, RecordsWhatAVectorSinkRecords) {
   }
   ASSERT_EQ(vector_sink.size(), buffer_sink.size());
   for (std::size_t i = 0; i < vector_sink.size(); ++i) ASSERT_EQ(vector_sink[i], buffer_sink[i]) << "entry " << i;
+
+  // nullptr detaches either kind.
+  a.set_trace_sink(nullptr);
+  b.set_trace_sink(nullptr);
+  const std::size_t recorded = vector_sink.size();
+  ASSERT_TRUE(a.malloc(1 * MiB).has_value());
+  ASSERT_TRUE(b.malloc(1 * MiB).has_value());
+  EXPECT_EQ(vector_sink.size(), recorded);
+  EXPECT_EQ(buffer_sink.size(), recorded);
 }
 
 TEST(CachingAllocatorTryFree, FreesLiveAddressesAndIgnoresOthers) {

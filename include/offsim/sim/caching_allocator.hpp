@@ -5,6 +5,7 @@
 // shared/specs/pytorch_caching_allocator.md is the map; section numbers below refer to it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -125,6 +126,8 @@ class CachingAllocator {
   void set_trace_sink(std::vector<TraceEvent>* sink);
   /// The same into a TraceBuffer, whose append stays inline: for callers on a hot path (replay).
   void set_trace_sink(TraceBuffer* sink);
+  /// No trace (a literal nullptr would be ambiguous between the two sink kinds).
+  void set_trace_sink(std::nullptr_t) { set_trace_sink(static_cast<TraceBuffer*>(nullptr)); }
   /// Timestamp stamped on later trace entries.
   void set_time_us(std::int64_t time_us);
 
