@@ -5,9 +5,10 @@
 //   training:  iterations of a forward pass that keeps its activations, a backward pass that frees them in
 //              reverse while allocating gradients, and an optimizer step; a long-lived parameter set;
 //   recorded VAE: the requests of real model runs, the CPU-recorded VAE decodes and encodes in traces/cpu
-//              (diffusers' SD1.5, FLUX.1 and Qwen-Image VAEs: real tensor sizes and lifetimes), one after
-//              another as a pipeline runs them. The random mixes above are harder on branch prediction
-//              than a model, which repeats the same sequence of requests.
+//              (diffusers' SD1.5, SDXL, FLUX.1 and Qwen-Image VAEs: real tensor sizes and lifetimes), one
+//              after another as a pipeline runs them. BM_Replay_RecordedVae/7000000 (1.05e7 events) is the
+//              "large real trace" of DESIGN.md section 4's >= 20 M events/s target. The random mixes above
+//              are stress cases: harder on branch prediction than a model, which repeats its requests.
 // BM_Allocator_* drives CachingAllocator directly (statistics and trace emission on: every event is
 // appended to a trace vector that is cleared in chunks); BM_Replay_* replays a recorded trace of the same
 // workload through sim::replay (fidelity comparison on). items_per_second = allocator events (alloc or
