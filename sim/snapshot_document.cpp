@@ -57,7 +57,11 @@ std::string join_quoted(const std::vector<std::string>& texts) {
 }  // namespace
 
 SnapshotDecoder::SnapshotDecoder(std::string source, SnapshotReadOptions options)
-    : source_(std::move(source)), options_(options) {}
+    : source_(std::move(source)), options_(std::move(options)) {
+  for (const std::string& pattern : options_.fallible_frames) {
+    if (pattern.empty()) throw ConfigError("--fallible-frame: an empty text would match every frame");
+  }
+}
 
 bool SnapshotDecoder::take(const PickleList& list, const PickleValue& item, std::uint64_t item_offset) {
   if (item.kind() == Kind::kReleased) {

@@ -240,6 +240,10 @@ TEST(SnapshotFallibleFrames, FlagOnlyTheAllocationsWhoseStackMatches) {
   by_file.fallible_frames = {"no_such_function", "autoencoder_kl.py"};
   EXPECT_EQ(fallible_allocs(read_snapshot_json_bytes(json, "tiled.json", by_file)), (std::vector<bool>{false, true}));
 
+  SnapshotReadOptions empty_text;
+  empty_text.fallible_frames = {""};
+  EXPECT_THROW(read_snapshot_json_bytes(json, "tiled.json", empty_text), ConfigError);
+
   // The same document as a pickle: the reader takes entries as it goes, frames stay readable.
   const Trace from_pickle = read_snapshot_pickle_bytes(snapshot_pickle_bytes(flagged), "tiled.pickle");
   EXPECT_EQ(fallible_allocs(from_pickle), (std::vector<bool>{false, true}));  // kept as offsim_flags
