@@ -724,6 +724,34 @@ TYPED_TEST(AllocatorSpec, test_notifies_oom) {
   EXPECT_EQ(h.stats().num_ooms, 1);
 }
 
+// Spec section 14: the driver's free memory counts every context on the GPU. Other processes and memory
+// this process takes outside the allocator (cuDNN/cuBLAS handles, kernel modules loaded on first use) leave
+// the allocator's stats alone but shrink what cudaMalloc can get.
+TYPED_TEST(AllocatorSpec, Spec14_OtherProcessesAndNonAllocatorMemoryShrinkTheDriversFree) {
+  auto h = TestFixture::make("", k24GiB, 512 * MiB);
+  Device& device = h.device();
+  EXPECT_EQ(device.mem_get_info().free, k24GiB - 512 * MiB);
+  device.set_other_process_bytes(4 * GiB);
+  EXPECT_EQ(device.mem_get_info().free, k24GiB - 512 * MiB - 4 * GiB);
+  EXPECT_EQ(device.mem_get_info().total, k24GiB);
+
+  must(h.alloc().malloc(100 * MiB));
+  ASSERT_TRUE(device.allocate_external("cudnn handle", 301 * MiB));  // whole 2 MiB pages
+  const std::uint64_t free = k24GiB - 512 * MiB - 4 * GiB - 100 * MiB - 302 * MiB;
+  EXPECT_EQ(device.mem_get_info().free, free);
+  EXPECT_EQ(h.current(&DeviceStats::reserved_bytes), static_cast<std::int64_t>(100 * MiB));
+
+  // A request that the capacity minus this process would hold, but not with the other process resident.
+  const std::uint64_t request = free + 2 * MiB;
+  EXPECT_FALSE(h.alloc().malloc(request).has_value());
+  EXPECT_EQ(h.alloc().last_oom().device.free, free);
+  EXPECT_FALSE(device.allocate_external("cublas workspace", free + 2 * MiB));
+
+  device.free_external("cudnn handle");
+  device.set_other_process_bytes(0);
+  EXPECT_TRUE(h.alloc().malloc(request).has_value());
+}
+
 TYPED_TEST(AllocatorSpec, test_caching_allocator_record_stream_oom) {
   // Allocations delayed by record_stream must be freed by the OOM reclaim path (issue #19219).
   auto h = TestFixture::make("", 2 * GiB, 0, EventCompletion::kExplicit);
@@ -911,6 +939,50 @@ TYPED_TEST(AllocatorSpec, Spec8_ResetPeakAndAccumulated) {
   EXPECT_EQ(s.reserved_bytes[kAggregate].current, before.reserved_bytes[kAggregate].current);
   EXPECT_EQ(s.allocation[kAggregate].current, 1);
   h.alloc().free(b);
+}
+
+// The flat keys of torch.cuda.memory_stats(): torch/csrc/cuda/Module.cpp builds a nested dict (stat arrays
+// under "all" / "small_pool" / "large_pool", each with current / peak / allocated / freed) and
+// torch/cuda/memory.py flattens it with "."; memory_summary() reads "allocation", "segment", ... by name.
+// (The memory_stats docstring says "allocated.{all,...}"; the key the code writes is "allocation".)
+TYPED_TEST(AllocatorSpec, Spec8_MemoryStatsKeysAreTorchs) {
+  auto h = TestFixture::make();
+  const std::uint64_t a = must(h.alloc().malloc(1000));
+  const auto stats = h.stats().as_memory_stats_dict();
+  std::size_t expected_keys = 0;
+  for (const char* array : {"allocation", "segment", "active", "inactive_split", "allocated_bytes", "reserved_bytes",
+                            "active_bytes", "inactive_split_bytes", "requested_bytes"}) {
+    for (const char* pool : {"all", "small_pool", "large_pool"}) {
+      for (const char* metric : {"current", "peak", "allocated", "freed"}) {
+        const std::string key = std::string(array) + "." + pool + "." + metric;
+        EXPECT_EQ(stats.count(key), 1U) << key;
+        ++expected_keys;
+      }
+    }
+  }
+  for (const char* stat : {"oversize_allocations", "oversize_segments"}) {
+    for (const char* metric : {"current", "peak", "allocated", "freed"}) {
+      EXPECT_EQ(stats.count(std::string(stat) + "." + metric), 1U) << stat << "." << metric;
+      ++expected_keys;
+    }
+  }
+  for (const char* counter : {"num_alloc_retries", "num_ooms", "num_sync_all_streams", "num_device_alloc",
+                              "num_device_free", "max_split_size"}) {
+    EXPECT_EQ(stats.count(counter), 1U) << counter;
+    ++expected_keys;
+  }
+  EXPECT_EQ(stats.size(), expected_keys);
+  EXPECT_EQ(stats.at("allocation.all.current"), 1);
+  EXPECT_EQ(stats.at("allocation.small_pool.current"), 1);
+  EXPECT_EQ(stats.at("allocation.large_pool.current"), 0);
+  EXPECT_EQ(stats.at("allocated_bytes.small_pool.current"), 1024);
+  EXPECT_EQ(stats.at("requested_bytes.all.current"), 1000);
+  EXPECT_EQ(stats.at("reserved_bytes.all.current"), static_cast<std::int64_t>(2 * MiB));
+  EXPECT_EQ(stats.at("segment.small_pool.current"), 1);
+  EXPECT_EQ(stats.at("inactive_split_bytes.small_pool.current"), static_cast<std::int64_t>(2 * MiB - 1024));
+  EXPECT_EQ(stats.at("num_device_alloc"), 1);
+  EXPECT_EQ(stats.at("max_split_size"), -1);  // unlimited: SIZE_MAX read as int64
+  h.alloc().free(a);
 }
 
 TYPED_TEST(AllocatorSpec, Spec8_OversizeStats) {
