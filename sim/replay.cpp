@@ -224,7 +224,10 @@ class Replayer {
     oom.event_index = i;
     oom.size = e.size;
     oom.recorded = e.action == TraceAction::kOom;
-    oom.handled = oom.recorded || (e.flags & kTraceFlagFallible) != 0;
+    // A recorded OOM was handled only if the program went on: an `oom` that ends the trace may have ended
+    // the program too.
+    const bool survived = oom.recorded && i + 1 < events_.size();
+    oom.handled = survived || (e.flags & kTraceFlagFallible) != 0;
     oom.free_cached_bytes = info.free_cached_bytes;
     oom.largest_free_cached_block = info.largest_free_cached_block;
     oom.fragmentation = info.free_cached_bytes >= info.rounded;

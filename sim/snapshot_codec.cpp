@@ -25,6 +25,9 @@ std::optional<std::uint64_t> as_uint(const PickleValue& value) {
 
 std::uint64_t uint_of(const PickleValue& value, const DecodePlace& place) {
   if (auto number = as_uint(value)) return *number;
+  if (value.kind() == Kind::kBigInt && !value.as_big_int().negative()) {
+    place.fail("expected an int below 2^64, found " + value.as_big_int().to_decimal());
+  }
   if (value.kind() == Kind::kInt || value.kind() == Kind::kBigInt) place.fail("expected an int >= 0, found a negative int");
   place.fail("expected an int >= 0, found " + found(value));
 }

@@ -2,6 +2,7 @@
 // faithful replay must reproduce every event) and hand-made traces with known divergences.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "offsim/sim/caching_allocator.hpp"
@@ -161,6 +162,27 @@ TEST(Replay, ReproducesRecordedOomsAndTheirRecovery) {
     EXPECT_TRUE(oom.handled);
   }
   EXPECT_EQ(r.unhandled_ooms, 0u);
+}
+
+// An `oom` that ends the recording (a snapshot dumped from the OOM handler, or the program's last act)
+// shows no recovery: it is not read as handled.
+TEST(Replay, ARecordedOomThatEndsTheTraceIsUnhandled) {
+  Workload w;
+  w.capacity = 1 * GiB;
+  w.fallible_ooms = true;
+  w.seed = 3;
+  Trace trace = record(w);
+  const auto last_oom = std::find_if(trace.events.rbegin(), trace.events.rend(),
+                                     [](const TraceEvent& e) { return e.action == TraceAction::kOom; });
+  ASSERT_NE(last_oom, trace.events.rend());
+  trace.events.erase(last_oom.base(), trace.events.end());  // the recording stops at its last OOM
+  trace.events.back().flags = kTraceFlagNone;                 // and that request was not marked fallible
+  const ReplayResult r = replay(trace, {});
+  ASSERT_FALSE(r.ooms.empty());
+  EXPECT_TRUE(r.ooms.back().recorded);
+  EXPECT_FALSE(r.ooms.back().handled);
+  EXPECT_EQ(r.unhandled_ooms, 1u);
+  for (std::size_t k = 0; k + 1 < r.ooms.size(); ++k) EXPECT_TRUE(r.ooms[k].handled) << "oom " << k;
 }
 
 TEST(Replay, SmallerDeviceStopsAtTheFirstUnhandledOom) {

@@ -10,6 +10,7 @@
 #include "offsim/sim/pickle_writer.hpp"
 #include "offsim/sim/replay.hpp"
 #include "offsim/sim/segment_state.hpp"
+#include "offsim/sim/snapshot_codec.hpp"
 #include "offsim/sim/snapshot_json.hpp"
 #include "offsim/sim/snapshot_pickle.hpp"
 #include "sim/support/trace_generator.hpp"
@@ -274,6 +275,27 @@ TEST(SnapshotFallibleFrames, ReplayOnASmallerDeviceCountsTheFlaggedFailureAsHand
   ASSERT_EQ(flagged.ooms.size(), 1U);
   EXPECT_TRUE(flagged.ooms[0].handled);
   EXPECT_EQ(flagged.ooms[0].size, 3ULL << 30U);
+}
+
+TEST(SnapshotPickle, AnAddressBeyond64BitsIsNamedAsSuch) {
+  // A pickle LONG1 of 2^70: positive, too wide for an address (it was once reported as negative).
+  PickleBigInt two_to_the_70;
+  two_to_the_70.twos_complement = {0, 0, 0, 0, 0, 0, 0, 0, 0x40};
+  const PickleValue entry = PickleValue::new_dict();
+  entry.as_dict().entries.emplace_back(PickleValue::str("action"), PickleValue::str("alloc"));
+  entry.as_dict().entries.emplace_back(PickleValue::str("addr"), PickleValue::big_integer(two_to_the_70));
+  entry.as_dict().entries.emplace_back(PickleValue::str("size"), PickleValue::integer(512));
+  const std::string source = "wide.pickle";
+  const DecodePlace place{source, 40, nullptr, "device_traces[0]", std::nullopt};
+  SnapshotDecodeNotes notes;
+  try {
+    decode_trace_entry(entry, place.at(std::uint64_t{0}), notes);
+    FAIL() << "expected a ParseError";
+  } catch (const ParseError& error) {
+    EXPECT_NE(std::string(error.what()).find("addr: expected an int below 2^64, found 1180591620717411303424"),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(SnapshotPickle, MalformedDocumentsNameThePath) {
