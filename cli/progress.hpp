@@ -13,6 +13,11 @@ class Progress {
   Progress(std::string what, std::size_t total, bool quiet);
   ~Progress();
   void update(std::size_t done);
+  /// The same, with a new estimate of the total (work whose size is known only as it goes).
+  void update(std::size_t done, std::size_t total) {
+    total_ = total;
+    update(done);
+  }
   void finish();
 
  private:

@@ -3,7 +3,9 @@
 // --torch-version, --min-capacity). A short table on the terminal; --json for machines
 // (docs/replay_json.md). A diverging replay exits non-zero only with --strict.
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -13,6 +15,7 @@
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/replay.hpp"
+#include "offsim/sim/trace_file.hpp"
 #include "offsim/sim/trace_formats.hpp"
 #include "progress.hpp"
 #include "repository_root.hpp"
@@ -64,7 +67,7 @@ json segments_json(const std::vector<SegmentInfo>& segments) {
   return out;
 }
 
-json result_json(const Trace& trace, const ReplayResult& r, const std::optional<MinCapacityResult>& m,
+json result_json(const TraceMetadata& metadata, const ReplayResult& r, const std::optional<MinCapacityResult>& m,
                  const std::string& path) {
   json divergence = nullptr;
   if (r.first_divergence) {
@@ -87,10 +90,11 @@ json result_json(const Trace& trace, const ReplayResult& r, const std::optional<
   }
   return {{"format", "offsim-replay/1"},
           {"trace", path},
-          {"provenance", to_string(trace.metadata.provenance.kind)},
-          {"recorded_alloc_conf", trace.metadata.alloc_conf},
+          {"provenance", to_string(metadata.provenance.kind)},
+          {"recorded_alloc_conf", metadata.alloc_conf},
           {"alloc_conf", r.alloc_conf},
           {"capacity_bytes", r.capacity},
+          {"trace_events", r.trace_events},
           {"events_total", r.events_total},
           {"events_matched", r.events_matched},
           {"first_divergence", divergence},
@@ -113,11 +117,32 @@ int run(const ReplayCliOptions& o) {
   // The report's JavaScript is loaded first, so that a missing `npm ci` fails before a long replay.
   std::optional<report::VegaAssets> assets;
   if (!o.html_path.empty()) assets = report::load_vega_assets({repository_root(""), std::filesystem::path(OFFSIM_SOURCE_DIR)});
-  SnapshotReadOptions read;
-  read.device = o.device;
-  read.reconstruct_initial_state = !o.no_rewind;
-  read.fallible_frames = o.fallible_frames;
-  const Trace trace = read_trace(o.trace, read);
+  // A snapshot is read whole (its trace entries come before the segments they rewind from); an offsim
+  // trace is streamed, a pass at a time, so that replaying it needs memory for a chunk of events only.
+  const TraceFormat format = detect_trace_format(o.trace);
+  std::optional<Trace> held;
+  std::optional<ReplayInput> input;
+  if (format == TraceFormat::kOffsimTrace) {
+    if (!o.fallible_frames.empty()) {
+      throw ConfigError(o.trace + ": an offsim trace keeps no stack frames, so allocations cannot be marked "
+                        "fallible by frame; mark them when converting the snapshot it came from "
+                        "(offsim convert --fallible-frame)");
+    }
+    if (o.device != 0) {
+      throw ConfigError("--device " + std::to_string(o.device) + ": " + o.trace +
+                        " is an offsim trace, which holds one device's trace");
+    }
+    const std::filesystem::path path = o.trace;
+    input.emplace([path] { return std::make_unique<TraceReader>(path); });
+  } else {
+    SnapshotReadOptions read;
+    read.device = o.device;
+    read.reconstruct_initial_state = !o.no_rewind;
+    read.fallible_frames = o.fallible_frames;
+    held = read_trace(o.trace, read);
+    input.emplace(*held);
+  }
+  const TraceMetadata metadata = input->metadata();
 
   ReplayOptions options;
   if (o.alloc_conf_set) options.alloc_conf = o.alloc_conf;
@@ -126,21 +151,21 @@ int run(const ReplayCliOptions& o) {
   options.non_allocator_bytes = parse_bytes(o.context, "--context");
   if (o.platform == "rocm") options.platform = Platform::kRocm;
   else if (o.platform != "cuda") throw ConfigError("--platform must be cuda or rocm, got \"" + o.platform + "\"");
-  Progress progress("replay", trace.events.size(), o.quiet);
-  options.progress = [&progress](std::size_t done, std::size_t) { progress.update(done); };
-  const ReplayResult r = replay(trace, options);
+  Progress progress("replay", held ? held->events.size() : 0, o.quiet);
+  options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
+  const ReplayResult r = replay(*input, options);
   progress.finish();
   std::optional<MinCapacityResult> m;
   if (o.min_capacity) {
     ReplayOptions search = options;
     search.progress = nullptr;
-    m = find_min_capacity(trace, search);
+    m = find_min_capacity(*input, search);
   }
 
-  const std::string provenance(to_string(trace.metadata.provenance.kind));
-  std::cout << "trace  " << o.trace << " (" << describe(detect_trace_format(o.trace)) << ", " << trace.events.size()
-            << " events, " << provenance << ")\n";
-  if (trace.metadata.provenance.kind == ProvenanceKind::kSynthetic) std::cout << "       SYNTHETIC: generated data\n";
+  const std::string provenance(to_string(metadata.provenance.kind));
+  std::cout << "trace  " << o.trace << " (" << describe(format) << ", " << r.trace_events << " events, " << provenance
+            << ")\n";
+  if (metadata.provenance.kind == ProvenanceKind::kSynthetic) std::cout << "       SYNTHETIC: generated data\n";
   Table table({"", "value"});
   table.add({"allocator settings", r.alloc_conf.empty() ? "(default)" : r.alloc_conf});
   table.add({"device total", format_bytes(r.capacity)});
@@ -184,8 +209,8 @@ int run(const ReplayCliOptions& o) {
   }
   if (!r.completed) std::cout << "\nstopped at an unhandled OOM: " << r.ooms.back().message << "\n";
   for (const std::string& note : r.notes) std::cout << "note: " << note << "\n";
-  if (!o.fallible_frames.empty()) {
-    const auto fallible = std::count_if(trace.events.begin(), trace.events.end(), [](const TraceEvent& e) {
+  if (held && !o.fallible_frames.empty()) {
+    const auto fallible = std::count_if(held->events.begin(), held->events.end(), [](const TraceEvent& e) {
       return e.action == TraceAction::kAlloc && (e.flags & kTraceFlagFallible) != 0;
     });
     std::cout << "note: " << fallible << " allocation" << (fallible == 1 ? " is" : "s are")
@@ -196,12 +221,15 @@ int run(const ReplayCliOptions& o) {
 
   if (!o.json_path.empty()) {
     AtomicOutputFile out(o.json_path);
-    out.write(result_json(trace, r, m, o.trace).dump(1));
+    out.write(result_json(metadata, r, m, o.trace).dump(1));
     out.write("\n");
     out.commit();
   }
   if (assets) {
-    report::write_replay_report(r, trace, *assets, o.html_path, m);
+    Trace summary;  // what the report shows of the trace besides the replay: its metadata and final state
+    summary.metadata = metadata;
+    summary.final_segments = r.recorded_final_segments;
+    report::write_replay_report(r, summary, *assets, o.html_path, m);
     if (!o.quiet) std::cout << "wrote " << o.html_path << " (open it in a browser; it needs no network)\n";
   }
   if (o.strict && (r.first_divergence || r.events_matched != r.events_total)) return kExitFailed;

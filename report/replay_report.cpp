@@ -174,7 +174,7 @@ json replay_report_data(const sim::ReplayResult& r, const sim::Trace& trace, con
   }
   return {{"format", "offsim-replay-report/1"},
           {"trace", {{"label", trace.metadata.label},
-                     {"events", trace.events.size()},
+                     {"events", r.trace_events},
                      {"device_total_bytes", trace.metadata.device_total_bytes},
                      {"alloc_conf", trace.metadata.alloc_conf},
                      {"reconstructed_initial_state", trace.metadata.reconstructed_initial_state},

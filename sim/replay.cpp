@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "address_map.hpp"
+#include "event_window.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/errors.hpp"
@@ -22,34 +24,43 @@ constexpr StreamId kRecordedUseStream = ~StreamId{0} - 1;
 
 class Replayer {
  public:
-  // `decided`: positions where an ambiguous run of segment frees before a malloc was read as
-  // empty_cache() by a replay at the recorded conditions. Null: decide now and remember in decisions().
-  Replayer(const Trace& trace, const ReplayOptions& options, const std::vector<std::size_t>* decided)
+  // `events`: the trace's events (whole, or a window over a streamed source). `decided`: positions where an
+  // ambiguous run of segment frees before a malloc was read as empty_cache() by a replay at the recorded
+  // conditions. Null: decide now and remember in decisions().
+  Replayer(const TraceMetadata& metadata, const std::vector<SegmentInfo>& initial_segments, EventWindow events,
+           const ReplayOptions& options, const std::vector<std::size_t>* decided)
       : decided_(decided),
-        trace_(trace),
-        events_(trace.events),
+        events_(std::move(events)),
         options_(options),
-        config_(AllocatorConfig::parse(options.alloc_conf.value_or(trace.metadata.alloc_conf), *options.profile)),
-        device_(make_device(trace, options)),
+        config_(AllocatorConfig::parse(options.alloc_conf.value_or(metadata.alloc_conf), *options.profile)),
+        device_(make_device(metadata, options)),
         allocator_(device_, config_, *options.profile, EventCompletion::kExplicit) {
     result_.capacity = device_.spec().total_bytes;
     result_.alloc_conf = config_.source;
     if (options_.compare) allocator_.set_trace_sink(&simulated_);
-    if (!trace.initial_segments.empty()) {
-      allocator_.load_state(trace.initial_segments);
-      result_.notes.push_back(trace.metadata.reconstructed_initial_state
+    if (!initial_segments.empty()) {
+      allocator_.load_state(initial_segments);
+      result_.notes.push_back(metadata.reconstructed_initial_state
                                   ? "initial allocator state reconstructed by rewinding the final snapshot through "
                                     "the recorded events (the recording's ring buffer did not hold the whole run)"
                                   : "initial allocator state loaded from the trace");
     }
-    stride_ = std::max<std::size_t>(1, events_.size() / std::max<std::size_t>(1, options_.timeline_points));
+    // A streamed trace's length is known only at its end: sample at a stride estimated from the first
+    // chunk, and thin the timeline out (sample() doubles the stride) if the estimate was short.
+    events_.has(0, 0);
+    timeline_points_ = std::max<std::size_t>(1, options_.timeline_points);
+    stride_ = std::max<std::size_t>(1, events_.estimated_total() / timeline_points_);
   }
 
   const std::vector<std::size_t>& decisions() const { return decisions_; }
+  const EventWindow& events() const { return events_; }
+  /// Whether the events read hold any of the allocator's own decisions (segment events, OOMs). A request
+  /// stream such as a libtorch CPU recording holds none, so there is nothing to compare against.
+  bool records_allocator_decisions() const { return records_decisions_; }
 
   ReplayResult run() {
-    const std::size_t n = events_.size();
-    for (std::size_t i = 0; i < n && result_.completed; ++i) {
+    std::size_t i = 0;
+    for (; result_.completed && has_event(i, i); ++i) {
       const TraceEvent& e = events_[i];
       switch (e.action) {
         case TraceAction::kSnapshot:
@@ -59,6 +70,7 @@ class Replayer {
         case TraceAction::kSegmentFree:
         case TraceAction::kSegmentMap:
         case TraceAction::kSegmentUnmap:
+          records_decisions_ = true;
           pending_.push_back(i);
           break;
         case TraceAction::kFreeCompleted:
@@ -78,9 +90,11 @@ class Replayer {
         next_sample_ = (i / stride_ + 1) * stride_;
         sample(i);
       }
-      if ((i & 0xffff) == 0 && options_.progress) options_.progress(i, n);
+      if ((i & 0xffff) == 0 && options_.progress) options_.progress(i, events_.estimated_total());
     }
-    if (result_.completed) flush_as_empty_cache(n);
+    if (result_.completed) flush_as_empty_cache(i);
+    const std::size_t n = events_.end();  // the trace's length if the replay read it all
+    result_.trace_events = n;
     if (options_.progress) options_.progress(n, n);
     const DeviceStats& stats = allocator_.stats();
     result_.peak_reserved = static_cast<std::uint64_t>(stats.reserved_bytes[kAggregate].peak);
@@ -107,13 +121,13 @@ class Replayer {
   }
 
  private:
-  static Device make_device(const Trace& trace, const ReplayOptions& options) {
+  static Device make_device(const TraceMetadata& metadata, const ReplayOptions& options) {
     DeviceSpec spec;
     spec.name = "replay device";
     spec.platform = options.platform;
     spec.total_bytes = options.capacity != 0 ? options.capacity
-                       : trace.metadata.device_total_bytes != 0 ? trace.metadata.device_total_bytes
-                                                                : kDefaultCapacity;
+                       : metadata.device_total_bytes != 0 ? metadata.device_total_bytes
+                                                          : kDefaultCapacity;
     spec.context_bytes = options.non_allocator_bytes;
     return Device(spec);
   }
@@ -211,6 +225,7 @@ class Replayer {
 
   // A malloc that failed, or a recorded OOM (which the simulation may not have repeated).
   [[gnu::noinline]] void after_failed_or_oom_malloc(std::size_t i, const std::optional<std::uint64_t>& ptr) {
+    const bool more_events = has_event(i + 1, i);  // before `e`: loading more may move the window
     const TraceEvent& e = events_[i];
     if (ptr) {
       // The real run failed here and the program went on without the memory.
@@ -224,16 +239,17 @@ class Replayer {
     oom.event_index = i;
     oom.size = e.size;
     oom.recorded = e.action == TraceAction::kOom;
+    if (oom.recorded) records_decisions_ = true;
     // A recorded OOM was handled only if the program went on: an `oom` that ends the trace may have ended
     // the program too.
-    const bool survived = oom.recorded && i + 1 < events_.size();
+    const bool survived = oom.recorded && more_events;
     oom.handled = survived || (e.flags & kTraceFlagFallible) != 0;
     oom.free_cached_bytes = info.free_cached_bytes;
     oom.largest_free_cached_block = info.largest_free_cached_block;
     oom.fragmentation = info.free_cached_bytes >= info.rounded;
     oom.message = info.message(options_.platform);
     result_.ooms.push_back(std::move(oom));
-    sample(i);
+    sample(i, /*at_oom=*/true);
     if (e.action == TraceAction::kAlloc) dropped_.insert(e.addr);
     if (!result_.ooms.back().handled) {
       ++result_.unhandled_ooms;
@@ -264,8 +280,9 @@ class Replayer {
   }
 
   std::size_t free_requested(std::size_t i) {
+    const bool has_next = has_event(i + 1, i);  // before `e`: loading more may move the window
     const TraceEvent& e = events_[i];
-    const bool completes_now = i + 1 < events_.size() && events_[i + 1].action == TraceAction::kFreeCompleted &&
+    const bool completes_now = has_next && events_[i + 1].action == TraceAction::kFreeCompleted &&
                                events_[i + 1].addr == e.addr;
     const std::uint64_t ptr = take_simulated_address(e.addr);
     if (ptr != kUnknown) {
@@ -332,7 +349,7 @@ class Replayer {
     end_call(&i, 1, [i] { return "free_completed at event " + std::to_string(i); });
   }
 
-  bool same(const TraceEvent& want, const TraceEvent& got) const {
+  __attribute__((always_inline)) bool same(const TraceEvent& want, const TraceEvent& got) const {
     // The usual case, decided without branches or the rules below.
     const std::uint64_t differ = (want.addr ^ got.addr) | (want.size ^ got.size) | (want.stream ^ got.stream) |
                                  static_cast<std::uint64_t>(static_cast<std::uint8_t>(want.action) ^
@@ -394,7 +411,7 @@ class Replayer {
       d.event_index = count == 0 ? 0 : expected[count - 1];
       d.simulated = simulated_[common];
     }
-    if (d.simulated) d.simulated->time_us = events_[std::min(call_event_, events_.size() - 1)].time_us;
+    if (d.simulated) d.simulated->time_us = events_[std::min(call_event_, events_.end() - 1)].time_us;
     const std::uint64_t address = d.expected ? d.expected->addr : d.simulated->addr;
     for (const SegmentInfo& segment : allocator_.segments()) {
       const std::uint64_t end = segment.address + segment.total_size;
@@ -404,16 +421,46 @@ class Replayer {
     result_.first_divergence = std::move(d);
   }
 
-  void sample(std::size_t i) {
+  // Whether event k exists; a streamed trace may drop events before `current` and the pending segment
+  // events while it loads more.
+  bool has_event(std::size_t k, std::size_t current) {
+    if (k < events_.end()) [[likely]] return true;
+    return events_.load_through(k, pending_.empty() ? current : std::min(current, pending_.front()));
+  }
+
+  void sample(std::size_t i, bool at_oom = false) {
     const FragmentationInfo f = allocator_.fragmentation();
     result_.timeline.push_back({i, f.reserved, f.allocated, f.free_cached, f.inactive_split, f.largest_free_block});
+    at_oom_.push_back(at_oom);
+    if (!at_oom && ++regular_samples_ > 2 * timeline_points_) thin_timeline();
+  }
+
+  // The stride was too short (a streamed trace longer than its first chunk suggested): keep every other
+  // regular sample, and every OOM's.
+  [[gnu::noinline]] void thin_timeline() {
+    std::size_t kept = 0;
+    bool keep_regular = true;
+    for (std::size_t k = 0; k < result_.timeline.size(); ++k) {
+      if (!at_oom_[k]) {
+        const bool keep = keep_regular;
+        keep_regular = !keep_regular;
+        if (!keep) continue;
+      }
+      result_.timeline[kept] = result_.timeline[k];
+      at_oom_[kept] = at_oom_[k];
+      ++kept;
+    }
+    result_.timeline.resize(kept);
+    at_oom_.resize(kept);
+    regular_samples_ = static_cast<std::size_t>(std::count(at_oom_.begin(), at_oom_.end(), false));
+    stride_ *= 2;
+    next_sample_ = (next_sample_ + stride_ - 1) / stride_ * stride_;
   }
 
   const std::vector<std::size_t>* decided_;
   std::size_t next_decided_ = 0;
   std::vector<std::size_t> decisions_;
-  const Trace& trace_;
-  const std::vector<TraceEvent>& events_;
+  EventWindow events_;  // held, not referenced: one indirection less per event
   const ReplayOptions& options_;
   AllocatorConfig config_;
   Device device_;
@@ -427,72 +474,105 @@ class Replayer {
   std::unordered_map<std::uint64_t, std::uint64_t> pending_frees_;   // recorded -> simulated, deferred
   std::unordered_set<std::uint64_t> dropped_;  // recorded allocations that failed in the simulation
   std::size_t stride_ = 1;
+  std::size_t timeline_points_ = 1;
+  std::size_t regular_samples_ = 0;
+  std::vector<bool> at_oom_;  // per timeline sample: taken at an OOM (kept when the timeline is thinned)
   std::size_t next_sample_ = 0;  // first event index of the next timeline bucket
+  bool records_decisions_ = false;
   std::size_t skipped_snapshots_ = 0;
   std::size_t unknown_frees_ = 0;
   std::size_t deferred_frees_ = 0;
 };
 
-}  // namespace
+struct Pass {
+  ReplayResult result;
+  std::vector<std::size_t> decisions;
+  bool records_decisions = false;
+};
+
+// One reading of the input: the whole trace in memory, or a window over a freshly opened source. With
+// `read_to_end`, a pass that stopped early (an unhandled OOM) still counts the trace's events and takes
+// its final segments.
+Pass run_pass(const ReplayInput& input, const ReplayOptions& options, const std::vector<std::size_t>* decided,
+              bool read_to_end) {
+  if (const Trace* trace = input.trace()) {
+    Replayer replayer(trace->metadata, trace->initial_segments, EventWindow(trace->events), options, decided);
+    Pass pass{replayer.run(), replayer.decisions(), replayer.records_allocator_decisions()};
+    pass.result.trace_events = trace->events.size();
+    if (read_to_end) pass.result.recorded_final_segments = trace->final_segments;
+    return pass;
+  }
+  const std::unique_ptr<TraceEventSource> source = input.open();
+  Replayer replayer(source->metadata(), source->initial_segments(), EventWindow(*source), options, decided);
+  Pass pass{replayer.run(), replayer.decisions(), replayer.records_allocator_decisions()};
+  if (read_to_end) {
+    std::size_t events = replayer.events().end();
+    if (!replayer.events().complete()) {
+      TraceEvent event;
+      while (source->next(event)) ++events;
+    }
+    pass.result.trace_events = events;
+    pass.result.recorded_final_segments = source->final_segments();
+  }
+  return pass;
+}
 
 // Which runs of segment frees were empty_cache() calls is a fact about the recording, so it is decided
-// once under the recorded conditions (capacity, settings) and kept for what-if replays.
-std::vector<std::size_t> baseline_decisions(const Trace& trace, const ReplayOptions& options,
-                                            ReplayResult* baseline_result) {
+// once under the recorded conditions (capacity, settings) and kept for what-if replays. `reported`: the
+// caller reports this pass (it keeps the caller's stop and progress choices).
+Pass baseline_pass(const ReplayInput& input, const ReplayOptions& options, bool reported) {
   ReplayOptions baseline = options;
   baseline.capacity = 0;
   baseline.alloc_conf.reset();
   baseline.non_allocator_bytes = 0;
   baseline.compare = true;
-  // Deciding needs the whole trace; a reported baseline keeps the caller's choice.
-  if (baseline_result == nullptr) {
+  if (!reported) {  // deciding needs the whole trace
     baseline.stop_at_unhandled_oom = false;
     baseline.progress = nullptr;
   }
-  Replayer replayer(trace, baseline, nullptr);
-  ReplayResult r = replayer.run();
-  if (baseline_result != nullptr) *baseline_result = std::move(r);
-  return replayer.decisions();
+  return run_pass(input, baseline, nullptr, reported);
 }
 
-bool is_baseline(const Trace& trace, const ReplayOptions& options) {
-  const bool same_capacity = options.capacity == 0 || options.capacity == trace.metadata.device_total_bytes;
-  const bool same_conf = !options.alloc_conf || *options.alloc_conf == trace.metadata.alloc_conf;
+bool is_baseline(const TraceMetadata& metadata, const ReplayOptions& options) {
+  const bool same_capacity = options.capacity == 0 || options.capacity == metadata.device_total_bytes;
+  const bool same_conf = !options.alloc_conf || *options.alloc_conf == metadata.alloc_conf;
   return same_capacity && same_conf && options.non_allocator_bytes == 0;
 }
 
-// A trace with no allocator decisions in it (no segment events: a request stream such as a libtorch CPU
-// recording) has nothing to compare against.
-bool records_allocator_decisions(const Trace& trace) {
-  for (const TraceEvent& e : trace.events) {
-    if (e.action == TraceAction::kSegmentAlloc || e.action == TraceAction::kSegmentFree ||
-        e.action == TraceAction::kSegmentMap || e.action == TraceAction::kSegmentUnmap || e.action == TraceAction::kOom) {
-      return true;
-    }
-  }
-  return false;
+void note_requests_only(ReplayResult& result) {
+  result.events_total = 0;
+  result.events_matched = 0;
+  result.first_divergence.reset();
+  result.notes.insert(result.notes.begin(),
+                      "the trace records requests only (no segment events, e.g. a CPU recording): the simulated "
+                      "allocator's decisions are reported, there is nothing recorded to compare them with");
 }
 
-ReplayResult replay(const Trace& trace, const ReplayOptions& options) {
-  if (!records_allocator_decisions(trace)) {
+}  // namespace
+
+TraceMetadata ReplayInput::metadata() const {
+  if (trace_ != nullptr) return trace_->metadata;
+  return open()->metadata();
+}
+
+ReplayResult replay(const ReplayInput& input, const ReplayOptions& options) {
+  if (is_baseline(input.metadata(), options) && options.compare) {
+    Pass pass = baseline_pass(input, options, /*reported=*/true);
+    if (!pass.records_decisions) note_requests_only(pass.result);
+    return std::move(pass.result);
+  }
+  const Pass baseline = baseline_pass(input, options, /*reported=*/false);
+  if (!baseline.records_decisions) {
     ReplayOptions requests_only = options;
     requests_only.compare = false;
-    ReplayResult result = Replayer(trace, requests_only, nullptr).run();
-    result.notes.insert(result.notes.begin(),
-                        "the trace records requests only (no segment events, e.g. a CPU recording): the simulated "
-                        "allocator's decisions are reported, there is nothing recorded to compare them with");
-    return result;
+    Pass pass = run_pass(input, requests_only, nullptr, /*read_to_end=*/true);
+    note_requests_only(pass.result);
+    return std::move(pass.result);
   }
-  if (is_baseline(trace, options) && options.compare) {
-    ReplayResult result;
-    baseline_decisions(trace, options, &result);
-    return result;
-  }
-  const std::vector<std::size_t> decided = baseline_decisions(trace, options, nullptr);
-  return Replayer(trace, options, &decided).run();
+  return run_pass(input, options, &baseline.decisions, /*read_to_end=*/true).result;
 }
 
-MinCapacityResult find_min_capacity(const Trace& trace, ReplayOptions options) {
+MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions options) {
   constexpr std::uint64_t kStep = 2 * MiB;  // driver granularity; segments are 2 MiB multiples
   options.compare = false;
   options.stop_at_unhandled_oom = true;
@@ -500,11 +580,11 @@ MinCapacityResult find_min_capacity(const Trace& trace, ReplayOptions options) {
   auto progress = std::move(options.progress);
   options.progress = nullptr;
   MinCapacityResult out;
-  const std::vector<std::size_t> decided = baseline_decisions(trace, options, nullptr);
+  const std::vector<std::size_t> decided = baseline_pass(input, options, /*reported=*/false).decisions;
   auto run = [&](std::uint64_t capacity) {
     options.capacity = capacity;
     ++out.probes;
-    return Replayer(trace, options, &decided).run();
+    return run_pass(input, options, &decided, /*read_to_end=*/false).result;
   };
   auto fits = [&](std::uint64_t capacity) {
     const ReplayResult r = run(capacity);

@@ -2,12 +2,18 @@
 // faithful replay must reproduce every event) and hand-made traces with known divergences.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <memory>
 #include <random>
 
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/replay.hpp"
+#include "offsim/sim/trace_file.hpp"
+#include "offsim/sim/trace_source.hpp"
 
 namespace offsim::sim {
 namespace {
@@ -44,7 +50,10 @@ Trace record(const Workload& w) {
       if (kind < 12) size = 1 + rng() % (1 * MiB);
       else if (kind < 19) size = 1 * MiB + rng() % (30 * MiB);
       else size = 30 * MiB + rng() % (300 * MiB);
+      const auto syncs = alloc.stats().num_sync_all_streams;
       const auto ptr = alloc.malloc(size);
+      // Reclaiming memory synchronizes every stream: the deferred frees completed there.
+      if (alloc.stats().num_sync_all_streams != syncs) deferred.clear();
       if (!ptr) {
         if (!w.fallible_ooms) break;
         trace.events.back().flags = kTraceFlagFallible;  // the oom entry itself
@@ -267,6 +276,133 @@ TEST(Replay, StartsFromALoadedInitialState) {
   second.events.assign(full.events.begin() + static_cast<std::ptrdiff_t>(split), full.events.end());
   ASSERT_FALSE(second.initial_segments.empty());
   expect_exact(second, replay(second, {}));
+}
+
+// ---- streamed traces ----------------------------------------------------------------------------
+
+// A trace long enough to span several of the stream window's chunks (65,536 events), written as an
+// .otrace and streamed back.
+struct StreamedTrace {
+  Trace trace;
+  std::filesystem::path path;
+  explicit StreamedTrace(const Workload& w) {
+    trace = record(w);
+    path = std::filesystem::temp_directory_path() / ("offsim_replay_stream_" + std::to_string(::getpid()) + ".otrace");
+    write_trace_file(path, trace);
+  }
+  ~StreamedTrace() { std::filesystem::remove(path); }
+  ReplayInput streamed() const {
+    const std::filesystem::path file = path;
+    return ReplayInput([file] { return std::make_unique<TraceReader>(file); });
+  }
+};
+
+void expect_same_replay(const ReplayResult& streamed, const ReplayResult& held) {
+  EXPECT_EQ(streamed.trace_events, held.trace_events);
+  EXPECT_EQ(streamed.events_total, held.events_total);
+  EXPECT_EQ(streamed.events_matched, held.events_matched);
+  EXPECT_EQ(streamed.first_divergence.has_value(), held.first_divergence.has_value());
+  if (streamed.first_divergence && held.first_divergence) {
+    EXPECT_EQ(streamed.first_divergence->event_index, held.first_divergence->event_index);
+  }
+  EXPECT_EQ(streamed.peak_reserved, held.peak_reserved);
+  EXPECT_EQ(streamed.peak_allocated, held.peak_allocated);
+  EXPECT_EQ(streamed.final_reserved, held.final_reserved);
+  EXPECT_EQ(streamed.requests, held.requests);
+  EXPECT_EQ(streamed.inferred_empty_cache, held.inferred_empty_cache);
+  EXPECT_EQ(streamed.unhandled_ooms, held.unhandled_ooms);
+  EXPECT_EQ(streamed.completed, held.completed);
+  ASSERT_EQ(streamed.ooms.size(), held.ooms.size());
+  for (std::size_t k = 0; k < held.ooms.size(); ++k) {
+    EXPECT_EQ(streamed.ooms[k].event_index, held.ooms[k].event_index);
+    EXPECT_EQ(streamed.ooms[k].handled, held.ooms[k].handled);
+  }
+  EXPECT_EQ(streamed.notes, held.notes);
+  EXPECT_EQ(streamed.recorded_final_segments, held.recorded_final_segments);
+}
+
+// Deferred frees and empty_cache() calls in one trace, handled OOMs in another (replaying deferred frees
+// under memory pressure is a known approximation, README "Limitations").
+Workload long_workload(bool with_ooms) {
+  Workload w;
+  w.steps = 140'000;
+  w.seed = 11;
+  if (with_ooms) {
+    w.capacity = 2 * GiB;
+    w.fallible_ooms = true;
+  } else {
+    w.capacity = 64 * GiB;  // room for the whole run: the recording stops at an unhandled OOM
+    w.streams = true;
+    w.empty_cache = true;
+  }
+  return w;
+}
+
+TEST(ReplayStreamed, AnOtraceStreamedReplaysAsTheSameTraceHeldInMemory) {
+  for (const bool with_ooms : {false, true}) {
+    SCOPED_TRACE(with_ooms ? "handled OOMs" : "deferred frees and empty_cache");
+    const StreamedTrace t(long_workload(with_ooms));
+    ASSERT_GT(t.trace.events.size(), 3u * 65'536u);
+    const ReplayResult held = replay(t.trace, {});
+    EXPECT_EQ(held.ooms.empty(), !with_ooms);
+    expect_exact(t.trace, held);
+    expect_same_replay(replay(t.streamed(), {}), held);
+
+    ReplayOptions what_if;  // a smaller device and other settings: a second pass over the stream
+    what_if.capacity = 1 * GiB;
+    what_if.alloc_conf = "max_split_size_mb:64,garbage_collection_threshold:0.6,per_process_memory_fraction:0.9";
+    expect_same_replay(replay(t.streamed(), what_if), replay(t.trace, what_if));
+
+    const MinCapacityResult streamed_min = find_min_capacity(t.streamed(), {});
+    const MinCapacityResult held_min = find_min_capacity(t.trace, {});
+    EXPECT_EQ(streamed_min.min_capacity, held_min.min_capacity);
+    EXPECT_EQ(streamed_min.probes, held_min.probes);
+  }
+}
+
+// A source that claims, after its first chunk, to be read to its end: the replay's stride estimate is
+// far too short, and the timeline must thin itself out rather than grow with the trace.
+class MisreportingSource : public TraceEventSource {
+ public:
+  explicit MisreportingSource(const Trace& trace) : inner_(trace) {}
+  const TraceMetadata& metadata() const override { return inner_.metadata(); }
+  const std::vector<SegmentInfo>& initial_segments() const override { return inner_.initial_segments(); }
+  bool next(TraceEvent& event) override { return inner_.next(event); }
+  const std::vector<SegmentInfo>& final_segments() const override { return inner_.final_segments(); }
+  double fraction_read() const override { return 1.0; }
+
+ private:
+  TraceVectorSource inner_;
+};
+
+TEST(ReplayStreamed, TheTimelineStaysBoundedWhenTheLengthEstimateIsShort) {
+  const StreamedTrace t(long_workload(/*with_ooms=*/true));
+  ReplayOptions options;
+  options.timeline_points = 100;
+  const Trace& trace = t.trace;
+  const ReplayResult r = replay(ReplayInput([&trace] { return std::make_unique<MisreportingSource>(trace); }), options);
+  expect_exact(trace, r);
+  std::size_t regular = 0;
+  for (const FragmentationSample& s : r.timeline) {
+    const bool at_oom = std::any_of(r.ooms.begin(), r.ooms.end(), [&](const ReplayOom& o) { return o.event_index == s.event_index; });
+    if (!at_oom) ++regular;
+  }
+  EXPECT_GE(regular, 100u);
+  EXPECT_LE(regular, 200u);
+  EXPECT_TRUE(std::is_sorted(r.timeline.begin(), r.timeline.end(),
+                             [](const FragmentationSample& a, const FragmentationSample& b) { return a.event_index < b.event_index; }));
+  for (const ReplayOom& oom : r.ooms) {  // every OOM keeps its sample
+    EXPECT_TRUE(std::any_of(r.timeline.begin(), r.timeline.end(),
+                            [&](const FragmentationSample& s) { return s.event_index == oom.event_index; }))
+        << "oom at " << oom.event_index;
+  }
+  // Evenly spaced: no gap between regular samples wider than twice the final stride.
+  const std::size_t stride = trace.events.size() / regular;
+  std::size_t previous = 0;
+  for (const FragmentationSample& s : r.timeline) {
+    EXPECT_LE(s.event_index - previous, 4 * stride) << "at " << s.event_index;
+    previous = s.event_index;
+  }
 }
 
 }  // namespace

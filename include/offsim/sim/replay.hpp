@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "offsim/sim/device.hpp"
 #include "offsim/sim/snapshot.hpp"
 #include "offsim/sim/trace.hpp"
+#include "offsim/sim/trace_source.hpp"
 #include "offsim/sim/version_profile.hpp"
 
 namespace offsim::sim {
@@ -82,11 +84,33 @@ struct ReplayResult {
   std::vector<std::string> notes;  // what was assumed or reconstructed
   std::uint64_t capacity = 0;      // device total the replay ran with
   std::string alloc_conf;
+  std::size_t trace_events = 0;    // events the trace holds (read to its end even when the replay stopped)
+  std::vector<SegmentInfo> recorded_final_segments;  // the trace's final state (snapshot segments), if any
+};
+
+/// Where a replay reads its trace: a Trace held in memory, or a source opened afresh for each pass and
+/// streamed, so that memory does not grow with the trace (a what-if replay reads it twice, a
+/// minimum-capacity search some 25 times).
+class ReplayInput {
+ public:
+  using Opener = std::function<std::unique_ptr<TraceEventSource>()>;
+  // Implicit: a Trace in memory is the usual input (tests, benchmarks, snapshots).
+  ReplayInput(const Trace& trace) : trace_(&trace) {}  // NOLINT(google-explicit-constructor)
+  explicit ReplayInput(Opener open) : open_(std::move(open)) {}
+
+  /// The trace in memory, or null for a streamed one.
+  const Trace* trace() const { return trace_; }
+  std::unique_ptr<TraceEventSource> open() const { return open_(); }
+  TraceMetadata metadata() const;
+
+ private:
+  const Trace* trace_ = nullptr;
+  Opener open_;
 };
 
 /// Replays `trace`; throws ConfigError for a bad alloc_conf and AllocatorUsageError for a trace that
 /// frees what it never allocated in a way that cannot be explained by a partial recording.
-ReplayResult replay(const Trace& trace, const ReplayOptions& options);
+ReplayResult replay(const ReplayInput& input, const ReplayOptions& options);
 
 struct MinCapacityResult {
   std::uint64_t min_capacity = 0;  // smallest device total (incl. non_allocator_bytes) with no unhandled OOM
@@ -100,6 +124,6 @@ struct MinCapacityResult {
 /// Smallest device (2 MiB granularity) that runs the trace without an unhandled OOM. The allocator's
 /// own recovery (freeing cached segments and retrying) runs as in PyTorch, so the answer can be well
 /// below the recorded peak.
-MinCapacityResult find_min_capacity(const Trace& trace, ReplayOptions options);
+MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions options);
 
 }  // namespace offsim::sim

@@ -76,6 +76,9 @@ class TraceReader : public TraceEventSource {
   std::uint64_t events_read() const { return events_read_; }
   std::uint64_t bytes_read() const { return input_->offset(); }
   std::uint64_t file_size() const { return input_->size(); }
+  double fraction_read() const override {
+    return file_size() == 0 ? 0.0 : static_cast<double>(bytes_read()) / static_cast<double>(file_size());
+  }
 
  private:
   void read_header();

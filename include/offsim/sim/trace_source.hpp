@@ -20,6 +20,8 @@ class TraceEventSource {
   /// Allocator state after the last event (snapshot `segments`), empty when the source recorded none.
   /// Complete only once next() has returned false (a streaming source reads it after the events).
   virtual const std::vector<SegmentInfo>& final_segments() const = 0;
+  /// How much of the source has been read, in [0, 1], for progress estimates; 0 when unknown.
+  virtual double fraction_read() const { return 0.0; }
 };
 
 class TraceVectorSource : public TraceEventSource {
