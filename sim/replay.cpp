@@ -37,6 +37,12 @@ class Replayer {
         allocator_(device_, config_, *options.profile, EventCompletion::kExplicit) {
     result_.capacity = device_.spec().total_bytes;
     result_.alloc_conf = config_.source;
+    if (!config_.not_modelled.empty()) {
+      std::string keys;
+      for (const std::string& key : config_.not_modelled) keys += (keys.empty() ? "" : ", ") + key;
+      result_.notes.push_back("allocator settings accepted but not simulated (they change no device byte counts: "
+                              "pinned host memory, locking): " + keys);
+    }
     if (options_.compare) allocator_.set_trace_sink(&simulated_);
     if (!initial_segments.empty()) {
       allocator_.load_state(initial_segments);

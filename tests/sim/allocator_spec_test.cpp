@@ -6,7 +6,11 @@
 //
 // Not expressible here (no API in the simulator): CUDA graphs and private pools (11.5), OOM observers
 // (test_notifies_oom is checked through the OOM record instead), caching_allocator_enable(False),
-// record_stream on a view (the simulator only sees base pointers), context/frames of snapshots.
+// record_stream on a view (the simulator only sees base pointers), and what _record_memory_history
+// attaches to trace entries without changing any byte count (11.4): stack frames
+// (test_memory_plots_free_stack / _free_segment_stack), user metadata (test_memory_plots_metadata),
+// compile context (test_memory_compile_regions) and skip_actions (test_memory_snapshot_skip_actions: the
+// simulator's trace sink receives every action; a reader of PyTorch's snapshots takes what was kept).
 #include <gtest/gtest.h>
 
 #include <algorithm>

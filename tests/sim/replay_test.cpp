@@ -194,6 +194,19 @@ TEST(Replay, ARecordedOomThatEndsTheTraceIsUnhandled) {
   for (std::size_t k = 0; k + 1 < r.ooms.size(); ++k) EXPECT_TRUE(r.ooms[k].handled) << "oom " << k;
 }
 
+TEST(Replay, SaysWhichAllocatorSettingsItDoesNotSimulate) {
+  const Trace trace = record({});
+  ReplayOptions options;
+  options.alloc_conf = "pinned_use_cuda_host_register:True,pinned_num_register_threads:8,max_split_size_mb:128";
+  options.compare = false;
+  const ReplayResult r = replay(trace, options);
+  const auto note = std::find_if(r.notes.begin(), r.notes.end(),
+                                 [](const std::string& n) { return n.find("not simulated") != std::string::npos; });
+  ASSERT_NE(note, r.notes.end());
+  EXPECT_NE(note->find("pinned_use_cuda_host_register, pinned_num_register_threads"), std::string::npos) << *note;
+  EXPECT_EQ(note->find("max_split_size_mb"), std::string::npos) << *note;
+}
+
 TEST(Replay, SmallerDeviceStopsAtTheFirstUnhandledOom) {
   const Trace trace = record({});
   ReplayOptions options;
