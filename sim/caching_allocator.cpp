@@ -1275,6 +1275,18 @@ std::optional<std::uint64_t> CachingAllocator::memory_limit() const {
 std::uint64_t CachingAllocator::block_size(std::uint64_t ptr) const {
   return state_->blocks[state_->find_active(ptr, "block_size")].size;
 }
+std::uint64_t CachingAllocator::size_if_freed(std::uint64_t ptr) const {
+  const State& s = *state_;
+  const Block& b = s.blocks[s.find_active(ptr, "size_if_freed")];
+  std::uint64_t size = b.size;
+  // free_block's merge rule (try_merge_blocks): free, no pending events or stream uses, same mapping.
+  for (const std::uint32_t neighbour : {b.prev, b.next}) {
+    if (neighbour != kNil && s.mergeable(neighbour) && s.blocks[neighbour].mapped == b.mapped) {
+      size += s.blocks[neighbour].size;
+    }
+  }
+  return size;
+}
 bool CachingAllocator::is_live(std::uint64_t ptr) const {
   const std::uint32_t id = state_->active.find(ptr);
   return id != AddressMap::kMissing && state_->blocks[id].allocated;

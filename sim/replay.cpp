@@ -1,6 +1,7 @@
 #include "offsim/sim/replay.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -16,6 +17,8 @@ namespace offsim::sim {
 namespace {
 
 constexpr std::uint64_t kDefaultCapacity = 1024 * GiB;
+// Requests up to 1 MiB are served from the small pool (kSmallSize, spec section 2.4).
+constexpr std::uint64_t kSmallPoolLimit = 1 * MiB;
 // PyTorch's trace does not record record_stream calls. A free_requested that is not followed at once by
 // its free_completed was deferred by uses on other streams; replay stands in one synthetic stream for
 // them, and the recorded free_completed (or a synchronization) completes the free.
@@ -80,6 +83,12 @@ class Replayer {
           pending_.push_back(i);
           break;
         case TraceAction::kFreeCompleted:
+          if (completed_by_synchronization(i)) [[unlikely]] {
+            // Part of the call that synchronized (a reclaiming malloc, or empty_cache()): it joins the
+            // pending segment events, and the simulated call completes it by synchronizing too.
+            pending_.push_back(i);
+            break;
+          }
           if (!pending_.empty()) flush_as_empty_cache(i);
           deferred_free_completed(i);
           break;
@@ -147,6 +156,7 @@ class Replayer {
     begin_call(at);
     allocator_.empty_cache();
     end_call(pending_.data(), count, [at] { return "empty_cache() before event " + std::to_string(at); });
+    settle_synchronized_frees(count);
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
   }
 
@@ -213,6 +223,7 @@ class Replayer {
     device_.clear_preferred_address();
     end_call(pending_.data(), pending_.size(),
              [&e, i] { return "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i); });
+    settle_synchronized_frees(pending_.size());
     pending_.clear();
     return ptr;
   }
@@ -286,13 +297,14 @@ class Replayer {
   }
 
   std::size_t free_requested(std::size_t i) {
-    const bool has_next = has_event(i + 1, i);  // before `e`: loading more may move the window
-    const TraceEvent& e = events_[i];
+    const bool has_next = has_event(i + 1, i);
+    // A copy: looking further ahead below may load more and move the window.
+    const std::uint64_t addr = events_[i].addr;
     const bool completes_now = has_next && events_[i + 1].action == TraceAction::kFreeCompleted &&
-                               events_[i + 1].addr == e.addr;
-    const std::uint64_t ptr = take_simulated_address(e.addr);
+                               events_[i + 1].addr == addr;
+    const std::uint64_t ptr = take_simulated_address(addr);
     if (ptr != kUnknown) {
-      if (completes_now) [[likely]] {
+      if (completes_now && !(reclaim_may_follow(i) && completed_by_the_next_reclaim(i, ptr))) [[likely]] {
         begin_call(i);
         if (allocator_.try_free(ptr)) {
           const std::size_t expected[] = {i, i + 1};
@@ -300,18 +312,63 @@ class Replayer {
           return i + 1;
         }
       } else if (allocator_.is_live(ptr)) {
+        // Deferred by uses on other streams: completed later by a recorded free_completed (possibly the
+        // very next entry, when a reclaiming malloc synchronizes at once).
         ++deferred_frees_;
         allocator_.record_stream(ptr, kRecordedUseStream);
-        pending_frees_.emplace(e.addr, ptr);
+        pending_frees_.emplace(addr, ptr);
+        deferral_order_.push_back(addr);
         begin_call(i);
         allocator_.free(ptr);
         end_call(&i, 1, [i] { return "free at event " + std::to_string(i); });
         return i;
       }
     }
-    if (dropped_.erase(e.addr) == 0) ++unknown_frees_;
+    if (dropped_.erase(addr) == 0) ++unknown_frees_;
     if (options_.compare) result_.events_total += completes_now ? 2 : 1;
     return completes_now ? i + 1 : i;
+  }
+
+  // After a free and its completion, the usual next entry is another request.
+  bool reclaim_may_follow(std::size_t i) {
+    if (!has_event(i + 2, i)) return false;
+    const TraceAction next = events_[i + 2].action;
+    return next != TraceAction::kAlloc && next != TraceAction::kFreeRequested;
+  }
+
+  // A free_requested and its free_completed side by side are usually one immediate free. They are also
+  // what a deferred free looks like when the next malloc reclaims at once: its synchronization completes
+  // the free first. The record tells them apart when the freed block (merged with its free neighbours)
+  // would have served that malloc: a malloc that reclaims anyway (segment frees or an oom before it
+  // allocates) did not find it free, so the free was pending.
+  [[gnu::noinline]] bool completed_by_the_next_reclaim(std::size_t i, std::uint64_t ptr) {
+    if (config_.max_split_size != kUnlimitedSplitSize) return false;  // best fit then depends on more than size
+    std::size_t j = i + 2;
+    bool reclaims = false;
+    while (has_event(j, i)) {
+      const TraceAction action = events_[j].action;
+      if (action == TraceAction::kFreeCompleted) {
+        ++j;
+        continue;
+      }
+      if (action == TraceAction::kSegmentFree || action == TraceAction::kSegmentUnmap) {
+        reclaims = true;
+        ++j;
+        continue;
+      }
+      if (action == TraceAction::kSegmentAlloc || action == TraceAction::kSegmentMap) {
+        ++j;
+        continue;
+      }
+      break;
+    }
+    if (!has_event(j, i)) return false;
+    const TraceEvent& next = events_[j];
+    if (next.action == TraceAction::kOom) reclaims = true;
+    else if (next.action != TraceAction::kAlloc) return false;
+    if (!reclaims || next.stream != events_[i].stream || !allocator_.is_live(ptr)) return false;
+    const bool same_pool = (allocator_.block_size(ptr) <= kSmallPoolLimit) == (next.size <= kSmallPoolLimit);
+    return same_pool && allocator_.size_if_freed(ptr) >= next.size && config_.divisions_for(next.size) <= 1;
   }
 
   void deferred_free_completed(std::size_t i) {
@@ -324,7 +381,7 @@ class Replayer {
       return;
     }
     const std::uint64_t ptr = it->second;
-    pending_frees_.erase(it);
+    forget_deferred(it);
     begin_call(i);
     if (allocator_.is_live(ptr) || !completes_pending(ptr)) {
       end_call_single(i);
@@ -332,6 +389,94 @@ class Replayer {
     }
     allocator_.complete_pending_free(ptr);
     end_call_single(i);
+  }
+
+  // Whether the deferred free completed at i was completed by release_cached_blocks' synchronization of
+  // every stream rather than found complete (process_events at the start of a malloc, which then searches
+  // the pool with the block in it). PyTorch completes deferred frees only inside a malloc or
+  // empty_cache(), so the record shows which:
+  // * after segment frees of the same call: only a malloc's reclaim chain frees segments before
+  //   synchronizing (release_available_cached_blocks, then release_cached_blocks);
+  // * before segment frees not followed by a malloc: empty_cache(), which synchronizes first;
+  // * before a malloc's segment events or its oom: the simulated allocator decides. If that malloc, with
+  //   the frees still pending, has to reclaim, it reached the synchronization as the recording did;
+  //   otherwise the frees were found complete at its start.
+  //
+  // A synchronization completes every pending free at once, in the order deferred (the replay defers them
+  // all on one stream); frees found complete just before it come first. The synchronized part of a run is
+  // therefore the suffix that holds exactly the frees still pending, in deferral order.
+  bool completed_by_synchronization(std::size_t i) {
+    if (i >= sync_run_begin_ && i < sync_run_end_) return true;
+    if (i < found_complete_run_end_) return false;
+    if (pending_frees_.count(events_[i].addr) == 0) return false;
+    if (!pending_.empty()) {
+      sync_run_begin_ = i;
+      sync_run_end_ = i + 1;
+      return true;
+    }
+    std::size_t j = i + 1;
+    while (has_event(j, i) && events_[j].action == TraceAction::kFreeCompleted) ++j;
+    const std::size_t run_end = j;
+    while (has_event(j, i) && is_segment_event(events_[j].action)) ++j;
+    bool synchronized = j > run_end;  // segment frees with no malloc after them: empty_cache()
+    if (has_event(j, i)) {
+      const TraceEvent& next = events_[j];
+      if (next.action == TraceAction::kAlloc || next.action == TraceAction::kOom) {
+        // No segment event and an alloc: the malloc found a block; it did not reclaim.
+        synchronized = (j > run_end || next.action == TraceAction::kOom) &&
+                       allocator_.would_reclaim(next.size, next.stream);
+      }
+    }
+    found_complete_run_end_ = run_end;
+    if (!synchronized) return false;
+    // Where the synchronized suffix starts.
+    std::vector<std::uint64_t> run;
+    for (std::size_t k = i; k < run_end; ++k) run.push_back(events_[k].addr);
+    for (std::size_t split = 0; split < run.size(); ++split) {
+      std::vector<std::uint64_t> remaining;  // still pending after the first `split` completions
+      for (std::uint64_t addr : deferral_order_) {
+        if (std::find(run.begin(), run.begin() + static_cast<std::ptrdiff_t>(split), addr) ==
+            run.begin() + static_cast<std::ptrdiff_t>(split)) {
+          remaining.push_back(addr);
+        }
+      }
+      if (std::equal(remaining.begin(), remaining.end(), run.begin() + static_cast<std::ptrdiff_t>(split), run.end())) {
+        found_complete_run_end_ = i + split;
+        sync_run_begin_ = i + split;
+        sync_run_end_ = run_end;
+        return split == 0;
+      }
+    }
+    return false;  // no suffix is "everything pending, in order": completions found one by one
+  }
+
+  void forget_deferred(std::unordered_map<std::uint64_t, std::uint64_t>::iterator it) {
+    deferral_order_.erase(std::find(deferral_order_.begin(), deferral_order_.end(), it->first));
+    pending_frees_.erase(it);
+  }
+
+  static bool is_segment_event(TraceAction action) {
+    return action == TraceAction::kSegmentAlloc || action == TraceAction::kSegmentFree ||
+           action == TraceAction::kSegmentMap || action == TraceAction::kSegmentUnmap;
+  }
+
+  // The recorded free_completed entries among the first `count` pending events came from the
+  // synchronization inside the call just simulated. The simulated allocator completed them too (and emitted
+  // them for the comparison) when it reclaimed as the recording did; in a what-if that did not reclaim they
+  // complete now, no later than recorded.
+  void settle_synchronized_frees(std::size_t count) {
+    bool settled = false;
+    for (std::size_t k = 0; k < count; ++k) {
+      const TraceEvent& e = events_[pending_[k]];
+      if (e.action != TraceAction::kFreeCompleted) continue;
+      const auto it = pending_frees_.find(e.addr);
+      if (it == pending_frees_.end()) continue;
+      const std::uint64_t ptr = it->second;
+      forget_deferred(it);
+      if (!allocator_.is_live(ptr) && completes_pending(ptr)) allocator_.complete_pending_free(ptr);
+      settled = true;
+    }
+    if (settled) simulated_.clear();
   }
 
   bool completes_pending(std::uint64_t ptr) {
@@ -478,6 +623,10 @@ class Replayer {
   AddressTable<std::uint64_t> remap_;          // recorded -> simulated address, where they differ
   AddressTable<std::uint64_t> remap_targets_;  // the reverse: simulated addresses of remap_'s entries
   std::unordered_map<std::uint64_t, std::uint64_t> pending_frees_;   // recorded -> simulated, deferred
+  std::deque<std::uint64_t> deferral_order_;  // pending_frees_'s recorded addresses, in the order deferred
+  std::size_t sync_run_begin_ = 0;          // free_completed entries in [begin, end) came from a
+  std::size_t sync_run_end_ = 0;            // synchronization (completed_by_synchronization)
+  std::size_t found_complete_run_end_ = 0;  // those before this were found complete (process_events)
   std::unordered_set<std::uint64_t> dropped_;  // recorded allocations that failed in the simulation
   std::size_t stride_ = 1;
   std::size_t timeline_points_ = 1;

@@ -157,6 +157,39 @@ TEST(Replay, WhatIfUnderAnotherConfigMakesTheSameRequestsAsARecordingUnderIt) {
   }
 }
 
+// A malloc that cannot obtain memory synchronizes every stream, completing the deferred frees, releases
+// the cached segments and asks the driver again (release_cached_blocks): the recording shows
+// free_completed entries, then segment frees and a segment allocation or an oom, all in that one call.
+// Completing those frees before simulating the malloc would let its first search find them.
+TEST(Replay, ReproducesDeferredFreesCompletedByAReclaimingMalloc) {
+  Workload w;
+  w.capacity = 2 * GiB;
+  w.steps = 20'000;
+  w.seed = 11;
+  w.streams = true;
+  w.fallible_ooms = true;
+  const Trace trace = record(w);
+  std::size_t synchronized = 0;  // a free_completed followed by a segment event or an oom
+  for (std::size_t i = 0; i + 1 < trace.events.size(); ++i) {
+    const TraceAction next = trace.events[i + 1].action;
+    if (trace.events[i].action == TraceAction::kFreeCompleted && trace.events[i].addr != trace.events[i + 1].addr &&
+        (next == TraceAction::kSegmentFree || next == TraceAction::kSegmentAlloc || next == TraceAction::kOom)) {
+      ++synchronized;
+    }
+  }
+  ASSERT_GT(synchronized, 10u) << "the workload no longer exercises the case";
+  const ReplayResult r = replay(trace, {});
+  expect_exact(trace, r);
+  EXPECT_EQ(r.unhandled_ooms, 0u);
+
+  // A what-if on a larger device need not reclaim: the frees still complete, no later than recorded.
+  ReplayOptions larger;
+  larger.capacity = 8 * GiB;
+  const ReplayResult what_if = replay(trace, larger);
+  EXPECT_TRUE(what_if.completed);
+  EXPECT_EQ(what_if.requests, r.requests);
+}
+
 TEST(Replay, ReproducesRecordedOomsAndTheirRecovery) {
   Workload w;
   w.capacity = 1 * GiB;
@@ -334,8 +367,8 @@ void expect_same_replay(const ReplayResult& streamed, const ReplayResult& held) 
   EXPECT_EQ(streamed.recorded_final_segments, held.recorded_final_segments);
 }
 
-// Deferred frees and empty_cache() calls in one trace, handled OOMs in another (replaying deferred frees
-// under memory pressure is a known approximation, README "Limitations").
+// Deferred frees with empty_cache() calls in one trace, with memory pressure and handled OOMs (reclaiming
+// mallocs that complete deferred frees) in the other.
 Workload long_workload(bool with_ooms) {
   Workload w;
   w.steps = 140'000;
@@ -343,6 +376,7 @@ Workload long_workload(bool with_ooms) {
   if (with_ooms) {
     w.capacity = 2 * GiB;
     w.fallible_ooms = true;
+    w.streams = true;
   } else {
     w.capacity = 64 * GiB;  // room for the whole run: the recording stops at an unhandled OOM
     w.streams = true;

@@ -140,6 +140,10 @@ class CachingAllocator {
   FragmentationInfo fragmentation() const;
   /// Size of the block serving a live allocation (rounded, including any unsplit tail).
   std::uint64_t block_size(std::uint64_t ptr) const;
+  /// The size of the free block that freeing the live allocation at `ptr` now would leave (its block merged
+  /// with free neighbours), without freeing it. Replay uses it to tell an immediate free from a deferred
+  /// one that the next malloc's synchronization completed.
+  std::uint64_t size_if_freed(std::uint64_t ptr) const;
   bool is_live(std::uint64_t ptr) const;
 
   const AllocatorConfig& config() const;
