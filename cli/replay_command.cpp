@@ -86,7 +86,8 @@ json result_json(const TraceMetadata& metadata, const ReplayResult& r, const std
   }
   json timeline = json::array();
   for (const FragmentationSample& s : r.timeline) {
-    timeline.push_back({s.event_index, s.reserved, s.allocated, s.free_cached, s.inactive_split, s.largest_free_block});
+    timeline.push_back({s.event_index, s.reserved, s.allocated, s.free_cached, s.inactive_split, s.largest_free_block,
+                        s.requested, s.recorded_reserved, s.recorded_requested});
   }
   return {{"format", "offsim-replay/1"},
           {"trace", path},
@@ -98,6 +99,10 @@ json result_json(const TraceMetadata& metadata, const ReplayResult& r, const std
           {"events_total", r.events_total},
           {"events_matched", r.events_matched},
           {"first_divergence", divergence},
+          {"recorded_peak_reserved_bytes", r.recorded_peak_reserved},
+          {"recorded_peak_requested_bytes", r.recorded_peak_requested},
+          {"peak_requested_bytes", r.peak_requested},
+          {"max_reserved_difference_bytes", r.max_reserved_difference},
           {"peak_reserved_bytes", r.peak_reserved},
           {"peak_allocated_bytes", r.peak_allocated},
           {"final_reserved_bytes", r.final_reserved},
@@ -108,7 +113,8 @@ json result_json(const TraceMetadata& metadata, const ReplayResult& r, const std
           {"inferred_empty_cache", r.inferred_empty_cache},
           {"min_capacity_bytes", m ? json(m->min_capacity) : json(nullptr)},
           {"min_capacity_verified", m ? json(m->verified_boundary) : json(nullptr)},
-          {"timeline_columns", {"event_index", "reserved", "allocated", "free_cached", "inactive_split", "largest_free_block"}},
+          {"timeline_columns", {"event_index", "reserved", "allocated", "free_cached", "inactive_split", "largest_free_block",
+                                "requested", "recorded_reserved", "recorded_requested"}},
           {"timeline", timeline},
           {"notes", r.notes}};
 }
@@ -178,7 +184,14 @@ int run(const ReplayCliOptions& o) {
              r.first_divergence ? "event " + std::to_string(r.first_divergence->event_index) + " in " +
                                       r.first_divergence->context
                                 : "none"});
-  table.add({"peak reserved", format_bytes(r.peak_reserved)});
+  if (r.recorded_peak_reserved != 0) {
+    table.add({"peak reserved (recorded)", format_bytes(r.peak_reserved) + " (" + format_bytes(r.recorded_peak_reserved) + ")"});
+    table.add({"peak requested (recorded)",
+               format_bytes(r.peak_requested) + " (" + format_bytes(r.recorded_peak_requested) + ")"});
+    table.add({"max reserved difference", format_bytes(r.max_reserved_difference)});
+  } else {
+    table.add({"peak reserved", format_bytes(r.peak_reserved)});
+  }
   table.add({"peak allocated", format_bytes(r.peak_allocated)});
   std::size_t handled = 0, fragmentation = 0;
   for (const ReplayOom& x : r.ooms) {

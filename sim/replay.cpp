@@ -47,6 +47,12 @@ class Replayer {
                               "pinned host memory, locking): " + keys);
     }
     if (options_.compare) allocator_.set_trace_sink(&simulated_);
+    for (const SegmentInfo& segment : initial_segments) {
+      recorded_reserved_ += segment.total_size;
+      recorded_requested_ += static_cast<std::int64_t>(segment.requested_size);
+    }
+    recorded_peak_reserved_ = recorded_reserved_;
+    recorded_peak_requested_ = recorded_requested_;
     if (!initial_segments.empty()) {
       allocator_.load_state(initial_segments);
       result_.notes.push_back(metadata.reconstructed_initial_state
@@ -90,6 +96,7 @@ class Replayer {
             break;
           }
           if (!pending_.empty()) flush_as_empty_cache(i);
+          recorded_requested_ -= static_cast<std::int64_t>(events_[i].size);
           deferred_free_completed(i);
           break;
         case TraceAction::kFreeRequested:
@@ -110,10 +117,16 @@ class Replayer {
     if (result_.completed) flush_as_empty_cache(i);
     const std::size_t n = events_.end();  // the trace's length if the replay read it all
     result_.trace_events = n;
+    if (records_decisions_) {
+      result_.recorded_peak_reserved = recorded_peak_reserved_;
+      result_.recorded_peak_requested = static_cast<std::uint64_t>(std::max<std::int64_t>(0, recorded_peak_requested_));
+      result_.max_reserved_difference = max_reserved_difference_;
+    }
     if (options_.progress) options_.progress(n, n);
     const DeviceStats& stats = allocator_.stats();
     result_.peak_reserved = static_cast<std::uint64_t>(stats.reserved_bytes[kAggregate].peak);
     result_.peak_allocated = static_cast<std::uint64_t>(stats.allocated_bytes[kAggregate].peak);
+    result_.peak_requested = static_cast<std::uint64_t>(stats.requested_bytes[kAggregate].peak);
     result_.final_reserved = static_cast<std::uint64_t>(stats.reserved_bytes[kAggregate].current);
     if (skipped_snapshots_ > 0) {
       result_.notes.push_back(std::to_string(skipped_snapshots_) + " `snapshot` entries are markers, not compared");
@@ -157,6 +170,7 @@ class Replayer {
     allocator_.empty_cache();
     end_call(pending_.data(), count, [at] { return "empty_cache() before event " + std::to_string(at); });
     settle_synchronized_frees(count);
+    apply_recorded(count);
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
   }
 
@@ -191,6 +205,7 @@ class Replayer {
 
   void malloc_call(std::size_t i) {
     const TraceEvent& e = events_[i];
+    if (e.action == TraceAction::kAlloc) recorded_alloc(e.size);
     std::optional<std::uint64_t> ptr;
     if (pending_.empty()) [[likely]] {
       // No recorded segment events before it: the call is expected to record this one event.
@@ -202,6 +217,37 @@ class Replayer {
     }
     ++result_.requests;
     after_malloc(i, ptr);
+  }
+
+  // The recording's requested bytes: what its alloc entries asked for and its free_completed entries gave
+  // back (memory_viz's Active Memory Timeline).
+  void recorded_alloc(std::uint64_t size) {
+    recorded_requested_ += static_cast<std::int64_t>(size);
+    recorded_peak_requested_ = std::max(recorded_peak_requested_, recorded_requested_);
+  }
+
+  // The recorded curves follow the pending events when the call they belong to is simulated, so that a
+  // sample compares the two at the same point.
+  void apply_recorded(std::size_t count) {
+    for (std::size_t k = 0; k < count; ++k) {
+      const TraceEvent& e = events_[pending_[k]];
+      switch (e.action) {
+        case TraceAction::kSegmentAlloc:
+        case TraceAction::kSegmentMap:
+          recorded_reserved_ += e.size;
+          recorded_peak_reserved_ = std::max(recorded_peak_reserved_, recorded_reserved_);
+          break;
+        case TraceAction::kSegmentFree:
+        case TraceAction::kSegmentUnmap:
+          recorded_reserved_ -= std::min(recorded_reserved_, e.size);
+          break;
+        case TraceAction::kFreeCompleted:
+          recorded_requested_ -= static_cast<std::int64_t>(e.size);
+          break;
+        default:
+          break;
+      }
+    }
   }
 
   // A malloc whose recorded segment events (and any empty_cache() before it) precede it in the trace.
@@ -224,6 +270,7 @@ class Replayer {
     end_call(pending_.data(), pending_.size(),
              [&e, i] { return "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i); });
     settle_synchronized_frees(pending_.size());
+    apply_recorded(pending_.size());
     pending_.clear();
     return ptr;
   }
@@ -307,6 +354,7 @@ class Replayer {
       if (completes_now && !(reclaim_may_follow(i) && completed_by_the_next_reclaim(i, ptr))) [[likely]] {
         begin_call(i);
         if (allocator_.try_free(ptr)) {
+          recorded_requested_ -= static_cast<std::int64_t>(events_[i + 1].size);
           const std::size_t expected[] = {i, i + 1};
           end_call(expected, 2, [i] { return "free at event " + std::to_string(i); });
           return i + 1;
@@ -326,6 +374,7 @@ class Replayer {
     }
     if (dropped_.erase(addr) == 0) ++unknown_frees_;
     if (options_.compare) result_.events_total += completes_now ? 2 : 1;
+    if (completes_now) recorded_requested_ -= static_cast<std::int64_t>(events_[i + 1].size);
     return completes_now ? i + 1 : i;
   }
 
@@ -581,7 +630,12 @@ class Replayer {
 
   void sample(std::size_t i, bool at_oom = false) {
     const FragmentationInfo f = allocator_.fragmentation();
-    result_.timeline.push_back({i, f.reserved, f.allocated, f.free_cached, f.inactive_split, f.largest_free_block});
+    const std::uint64_t requested = static_cast<std::uint64_t>(allocator_.stats().requested_bytes[kAggregate].current);
+    result_.timeline.push_back({i, f.reserved, f.allocated, f.free_cached, f.inactive_split, f.largest_free_block,
+                                requested, recorded_reserved_,
+                                static_cast<std::uint64_t>(std::max<std::int64_t>(0, recorded_requested_))});
+    const std::uint64_t gap = f.reserved > recorded_reserved_ ? f.reserved - recorded_reserved_ : recorded_reserved_ - f.reserved;
+    max_reserved_difference_ = std::max(max_reserved_difference_, gap);
     at_oom_.push_back(at_oom);
     if (!at_oom && ++regular_samples_ > 2 * timeline_points_) thin_timeline();
   }
@@ -634,6 +688,12 @@ class Replayer {
   std::vector<bool> at_oom_;  // per timeline sample: taken at an OOM (kept when the timeline is thinned)
   std::size_t next_sample_ = 0;  // first event index of the next timeline bucket
   bool records_decisions_ = false;
+  // The recorded curves, from the initial state and the recorded events.
+  std::uint64_t recorded_reserved_ = 0;
+  std::uint64_t recorded_peak_reserved_ = 0;
+  std::int64_t recorded_requested_ = 0;  // signed: a partial trace frees what it never saw allocated
+  std::int64_t recorded_peak_requested_ = 0;
+  std::uint64_t max_reserved_difference_ = 0;
   std::size_t skipped_snapshots_ = 0;
   std::size_t unknown_frees_ = 0;
   std::size_t deferred_frees_ = 0;

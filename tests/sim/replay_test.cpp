@@ -240,6 +240,33 @@ TEST(Replay, SaysWhichAllocatorSettingsItDoesNotSimulate) {
   EXPECT_EQ(note->find("max_split_size_mb"), std::string::npos) << *note;
 }
 
+TEST(Replay, ComparesTheReservedAndRequestedCurvesWithTheRecording) {
+  Workload w;
+  w.streams = true;
+  w.empty_cache = true;
+  const Trace trace = record(w);
+  const ReplayResult r = replay(trace, {});
+  expect_exact(trace, r);
+  ASSERT_GT(r.recorded_peak_reserved, 0u);
+  EXPECT_EQ(r.recorded_peak_reserved, r.peak_reserved);
+  EXPECT_EQ(r.recorded_peak_requested, r.peak_requested);
+  EXPECT_EQ(r.max_reserved_difference, 0u);
+  ASSERT_GT(r.timeline.size(), 100u);
+  for (const FragmentationSample& s : r.timeline) {
+    ASSERT_EQ(s.recorded_reserved, s.reserved) << "at event " << s.event_index;
+    ASSERT_EQ(s.recorded_requested, s.requested) << "at event " << s.event_index;
+  }
+
+  // The same requests under expandable segments reserve differently; the recording stays what it was.
+  ReplayOptions what_if;
+  what_if.alloc_conf = "expandable_segments:True";
+  const ReplayResult other = replay(trace, what_if);
+  EXPECT_EQ(other.recorded_peak_reserved, r.recorded_peak_reserved);
+  EXPECT_EQ(other.recorded_peak_requested, r.recorded_peak_requested);
+  EXPECT_EQ(other.peak_requested, r.peak_requested);  // the same requests
+  EXPECT_GT(other.max_reserved_difference, 0u);
+}
+
 TEST(Replay, SmallerDeviceStopsAtTheFirstUnhandledOom) {
   const Trace trace = record({});
   ReplayOptions options;

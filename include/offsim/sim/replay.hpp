@@ -46,6 +46,11 @@ struct FragmentationSample {
   std::uint64_t free_cached = 0;         // reserved - active
   std::uint64_t inactive_split = 0;
   std::uint64_t largest_free_block = 0;
+  std::uint64_t requested = 0;           // requested bytes of active blocks (the trace's alloc sizes)
+  // The recording's curves at the same event: reserved from its segment events, requested from its alloc
+  // and free_completed entries (memory_viz's Active Memory Timeline).
+  std::uint64_t recorded_reserved = 0;
+  std::uint64_t recorded_requested = 0;
 };
 
 struct ReplayOom {
@@ -85,6 +90,12 @@ struct ReplayResult {
   std::uint64_t capacity = 0;      // device total the replay ran with
   std::string alloc_conf;
   std::size_t trace_events = 0;    // events the trace holds (read to its end even when the replay stopped)
+  // The recorded curves against the simulated ones (traces with segment events; 0 otherwise). The
+  // difference is taken at the timeline's samples.
+  std::uint64_t recorded_peak_reserved = 0;
+  std::uint64_t recorded_peak_requested = 0;
+  std::uint64_t peak_requested = 0;
+  std::uint64_t max_reserved_difference = 0;
   std::vector<SegmentInfo> recorded_final_segments;  // the trace's final state (snapshot segments), if any
 };
 
