@@ -20,6 +20,8 @@
 #include "offsim/sim/snapshot_json.hpp"
 #include "offsim/sim/snapshot_pickle.hpp"
 #include "offsim/sim/trace_file.hpp"
+#include "progress.hpp"
+#include "progress_source.hpp"
 
 namespace offsim::cli {
 
@@ -55,7 +57,10 @@ int run(const ConvertOptions& options) {
     }
     std::cout << "reading " << input.string() << " (" << describe(from) << ", "
               << format_bytes(reader.file_size()) << "), streaming to " << output.string() << "\n";
-    write_trace(output, to, reader);
+    Progress progress("convert (events)", 0, false);
+    ProgressSource watched(reader, progress);
+    write_trace(output, to, watched);
+    progress.finish();
     events = reader.events_read();
     final_segments = reader.final_segments().size();
     std::cout << "  " << events << " events, " << reader.initial_segments().size() << " segments at the start, "
@@ -65,8 +70,11 @@ int run(const ConvertOptions& options) {
     read_options.device = options.device.value_or(0);
     read_options.reconstruct_initial_state = !options.no_rewind;
     read_options.fallible_frames = options.fallible_frames;
+    Progress reading("read (bytes)", fs::file_size(input), false);
+    read_options.progress = [&reading](std::uint64_t offset) { reading.update(offset); };
     const Trace trace = from == TraceFormat::kSnapshotPickle ? read_snapshot_pickle(input, read_options)
                                                              : read_snapshot_json(input, read_options);
+    reading.finish();
     std::cout << "read " << input.string() << " (" << describe(from) << "): " << describe_trace(trace) << "\n";
     if (trace.metadata.reconstructed_initial_state) {
       std::cout << "  note: a snapshot holds the allocator state at dump time and only the last trace entries (ring "

@@ -145,7 +145,10 @@ int run(const ReplayCliOptions& o) {
     read.device = o.device;
     read.reconstruct_initial_state = !o.no_rewind;
     read.fallible_frames = o.fallible_frames;
+    Progress reading("read (bytes)", std::filesystem::file_size(o.trace), o.quiet);
+    read.progress = [&reading](std::uint64_t offset) { reading.update(offset); };
     held = read_trace(o.trace, read);
+    reading.finish();
     input.emplace(*held);
   }
   const TraceMetadata metadata = input->metadata();
@@ -164,8 +167,10 @@ int run(const ReplayCliOptions& o) {
   std::optional<MinCapacityResult> m;
   if (o.min_capacity) {
     ReplayOptions search = options;
-    search.progress = nullptr;
+    Progress probes("min-capacity search (replays)", 0, o.quiet);
+    search.progress = [&probes](std::size_t done, std::size_t total) { probes.update(done, total); };
     m = find_min_capacity(*input, search);
+    probes.finish();
   }
 
   const std::string provenance(to_string(metadata.provenance.kind));

@@ -1,6 +1,7 @@
 #include "offsim/sim/replay.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <deque>
 #include <unordered_map>
 #include <unordered_set>
@@ -815,13 +816,19 @@ MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions opti
   std::uint64_t hi = (options.non_allocator_bytes + unlimited.peak_reserved + kStep - 1) / kStep;
   std::uint64_t lo = options.non_allocator_bytes / kStep;  // nothing left for the allocator: fails
   if (hi <= lo) hi = lo + 1;
+  // Progress in probes: those made, and those the bisection and the boundary check still need.
+  auto report = [&] {
+    if (progress) progress(out.probes, out.probes + static_cast<std::size_t>(std::bit_width(hi - lo - 1)) + 2);
+  };
   while (hi - lo > 1) {
+    report();
     const std::uint64_t mid = lo + (hi - lo) / 2;
-    if (progress) progress(out.probes, out.probes + 1);
     if (fits(mid * kStep)) hi = mid; else lo = mid;
   }
+  report();
   out.min_capacity = hi * kStep;
   out.verified_boundary = fits(out.min_capacity) && (hi == 0 || !fits((hi - 1) * kStep));
+  if (progress) progress(out.probes, out.probes);
   return out;
 }
 

@@ -85,6 +85,7 @@ bool SnapshotDecoder::take(const PickleList& list, const PickleValue& item, std:
     }
   }
   entries.events.push_back(*event);
+  if ((entries.events.size() & 0xffff) == 0 && options_.progress) options_.progress(item_offset);
   return true;
 }
 

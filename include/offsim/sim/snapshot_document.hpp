@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -41,6 +42,8 @@ struct SnapshotReadOptions {
   /// PyTorch records frames with _record_memory_history(stacks="python" or "all"); a snapshot without them
   /// matches nothing, and the trace's notes say so.
   std::vector<std::string> fallible_frames;
+  /// Called now and then with the byte offset reached in the file (a progress display).
+  std::function<void(std::uint64_t)> progress;
 };
 
 class SnapshotDecoder : public PickleItemSink {
