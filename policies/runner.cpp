@@ -228,6 +228,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
   policy.begin_run(context);
 
   const int calls = options.calls.value_or(scenario.calls);
+  std::vector<bool> has_run(scenario.stages.size(), false);  // for first_run_outside_allocator
   std::vector<std::optional<std::uint64_t>> cold(scenario.stages.size());
   std::vector<bool> cold_known(scenario.stages.size(), false);
   for (int call = 0; call < calls; ++call) {
@@ -258,7 +259,24 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
           rec.releasable_before = releasable_and_stranded(sim, rec.stranded_before);
           rec.memory_limit = sim.memory_limit();
           rec.streamed_weights = rec.decision.streamed_weights;
-          if (stage.working_memory || rec.streamed_weights > 0) {
+          if (stage.first_run_outside_allocator && !has_run[si]) {
+            // The driver hands it out when the stage's kernels first need it, after the policy decided.
+            const Stage::OutsideAllocator& outside = *stage.first_run_outside_allocator;
+            if (!sim.device().allocate_external(outside.label, outside.bytes)) {
+              OomReport oom;
+              oom.requested = outside.bytes;
+              oom.device_free = backend.mem_get_info().free;
+              oom.reserved = before.reserved;
+              oom.allocated = before.allocated;
+              oom.message = "CUDA error: out of memory (" + outside.label + ": " + format_bytes(outside.bytes) +
+                            " outside PyTorch's allocator, on the stage's first run; the driver had " +
+                            format_bytes(oom.device_free) + " free)";
+              rec.oom = std::move(oom);
+              rec.oom_segments = sim.segments();
+            }
+          }
+          has_run[si] = true;
+          if (!rec.oom && (stage.working_memory || rec.streamed_weights > 0)) {
             fold_peaks();
             static const sim::Trace kNoActivations;
             const sim::Trace& trace = stage.working_memory ? *stage.working_memory->trace : kNoActivations;

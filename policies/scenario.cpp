@@ -416,6 +416,11 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
       }
       stage.working_memory = std::move(memory);
     }
+    if (st.has("first_run_outside_allocator")) {
+      const Fields outside = st.object("first_run_outside_allocator");
+      stage.first_run_outside_allocator = Stage::OutsideAllocator{outside.string("label"), outside.bytes("bytes")};
+      if (stage.first_run_outside_allocator->bytes == 0) outside.fail("bytes", "must be > 0");
+    }
     s.stages.push_back(std::move(stage));
   }
   if (f.has("prior_history")) {
@@ -461,6 +466,10 @@ json Scenario::to_json() const {
     if (st.working_memory) {
       if (st.working_memory->source == "inline") j["working_memory"] = working_memory_to_json(*st.working_memory->trace);
       else j["working_memory"] = st.working_memory->source;
+    }
+    if (st.first_run_outside_allocator) {
+      j["first_run_outside_allocator"] = {{"label", st.first_run_outside_allocator->label},
+                                          {"bytes", st.first_run_outside_allocator->bytes}};
     }
     stages_json.push_back(std::move(j));
   }

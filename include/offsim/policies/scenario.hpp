@@ -41,6 +41,14 @@ struct Stage {
   std::optional<Workload> workload;  // what estimators are asked about
   std::optional<std::string> estimator;  // force this estimator id instead of the policy's call site
   std::optional<WorkingMemory> working_memory;  // none: the stage allocates nothing beyond weights
+  /// Memory the process takes outside PyTorch's allocator the first time the stage runs, and keeps
+  /// (kernel modules loaded on first use, cuDNN/cuBLAS handles and workspaces): mem_get_info's free is that
+  /// much smaller from then on, and a decision made before the first run did not see it.
+  struct OutsideAllocator {
+    std::string label;  // "cuDNN handle and workspace"
+    std::uint64_t bytes = 0;
+  };
+  std::optional<OutsideAllocator> first_run_outside_allocator;
 };
 
 struct ScenarioModel {
