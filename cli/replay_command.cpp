@@ -224,6 +224,15 @@ int run(const ReplayCliOptions& o) {
     };
     std::cout << "\nfirst divergence at event " << d.event_index << ": recorded " << show(d.expected) << ", simulated "
               << show(d.simulated) << "\n";
+    if (!d.segments_near.empty()) std::cout << "simulated segments near it, after the call:\n";
+    for (const SegmentInfo& segment : d.segments_near) {
+      std::size_t allocated = 0, free = 0;
+      for (const BlockInfo& b : segment.blocks) (b.state == BlockState::kInactive ? free : allocated) += 1;
+      std::cout << "  " << segment.address << " +" << format_bytes(segment.total_size) << " ("
+                << (segment.is_small ? "small" : "large") << (segment.is_expandable ? ", expandable" : "") << "): "
+                << segment.blocks.size() << " blocks, " << allocated << " active, " << free << " free, "
+                << format_bytes(segment.allocated_size) << " allocated\n";
+    }
   }
   if (!r.completed) std::cout << "\nstopped at an unhandled OOM: " << r.ooms.back().message << "\n";
   for (const std::string& note : r.notes) std::cout << "note: " << note << "\n";

@@ -614,10 +614,27 @@ class Replayer {
     }
     if (d.simulated) d.simulated->time_us = events_[std::min(call_event_, events_.end() - 1)].time_us;
     const std::uint64_t address = d.expected ? d.expected->addr : d.simulated->addr;
-    for (const SegmentInfo& segment : allocator_.segments()) {
+    std::vector<SegmentInfo> segments = allocator_.segments();
+    for (const SegmentInfo& segment : segments) {
       const std::uint64_t end = segment.address + segment.total_size;
       // The segment holding the address and its neighbours within 64 MiB give the picture.
       if (end + 64 * MiB >= address && segment.address <= address + 64 * MiB) d.segments_near.push_back(segment);
+    }
+    if (d.segments_near.empty() && !segments.empty()) {
+      // Nothing that close (a segment the simulation placed elsewhere): the nearest one on each side.
+      auto distance = [address](const SegmentInfo& segment) {
+        const std::uint64_t end = segment.address + segment.total_size;
+        return segment.address > address ? segment.address - address : address - std::min(address, end);
+      };
+      const SegmentInfo* below = nullptr;
+      const SegmentInfo* above = nullptr;
+      for (const SegmentInfo& segment : segments) {
+        const SegmentInfo*& side = segment.address > address ? above : below;
+        if (side == nullptr || distance(segment) < distance(*side)) side = &segment;
+      }
+      for (const SegmentInfo* segment : {below, above}) {
+        if (segment != nullptr) d.segments_near.push_back(*segment);
+      }
     }
     result_.first_divergence = std::move(d);
   }

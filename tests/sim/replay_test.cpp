@@ -321,6 +321,20 @@ TEST(Replay, ReportsTheFirstDivergenceWithItsIndex) {
   EXPECT_EQ(r.events_matched + 1, r.events_total);
 }
 
+TEST(Replay, TheDivergenceShowsTheNearestSegmentsWhenNoneIsClose) {
+  Trace trace = record({});
+  const auto alloc = std::find_if(trace.events.begin() + 1, trace.events.end(), [](const TraceEvent& e) {
+    return e.action == TraceAction::kAlloc;
+  });
+  ASSERT_NE(alloc, trace.events.end());
+  alloc->addr += 1024 * GiB;  // the recording put it far from every segment the simulation has
+  const ReplayResult r = replay(trace, {});
+  ASSERT_TRUE(r.first_divergence.has_value());
+  EXPECT_EQ(r.first_divergence->event_index, static_cast<std::size_t>(alloc - trace.events.begin()));
+  EXPECT_FALSE(r.first_divergence->segments_near.empty());
+  EXPECT_LE(r.first_divergence->segments_near.size(), 2u);
+}
+
 TEST(Replay, StartsFromALoadedInitialState) {
   // Cut a recording in two right after an alloc; the second half starts from the allocator state at
   // the cut, as a partial recording would.
