@@ -365,8 +365,7 @@ class Replayer {
         // very next entry, when a reclaiming malloc synchronizes at once).
         ++deferred_frees_;
         allocator_.record_stream(ptr, kRecordedUseStream);
-        pending_frees_.emplace(addr, ptr);
-        deferral_order_.push_back(addr);
+        if (pending_frees_.emplace(addr, ptr).second) deferral_order_.push_back(addr);
         begin_call(i);
         allocator_.free(ptr);
         end_call(&i, 1, [i] { return "free at event " + std::to_string(i); });
@@ -501,7 +500,8 @@ class Replayer {
   }
 
   void forget_deferred(std::unordered_map<std::uint64_t, std::uint64_t>::iterator it) {
-    deferral_order_.erase(std::find(deferral_order_.begin(), deferral_order_.end(), it->first));
+    const auto position = std::find(deferral_order_.begin(), deferral_order_.end(), it->first);
+    if (position != deferral_order_.end()) deferral_order_.erase(position);
     pending_frees_.erase(it);
   }
 
