@@ -134,10 +134,6 @@ int run(const ReplayCliOptions& o) {
                         "fallible by frame; mark them when converting the snapshot it came from "
                         "(offsim convert --fallible-frame)");
     }
-    if (o.device != 0) {
-      throw ConfigError("--device " + std::to_string(o.device) + ": " + o.trace +
-                        " is an offsim trace, which holds one device's trace");
-    }
     const std::filesystem::path path = o.trace;
     input.emplace([path] { return std::make_unique<TraceReader>(path); });
   } else {
