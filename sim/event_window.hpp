@@ -23,18 +23,13 @@ class EventWindow {
   explicit EventWindow(TraceEventSource& source) : source_(&source) {}
 
   /// Event k, which must lie in the window: loaded (k < end()) and not dropped (k >= the oldest index
-  /// passed to has() since). References stay valid until the next has() that loads more.
+  /// passed to load_through() since). References stay valid until the next load_through().
   const TraceEvent& operator[](std::size_t k) const { return data_[k - base_]; }
   /// One past the last event loaded so far.
   std::size_t end() const { return end_; }
-  /// Whether event k exists; loads more of the source when needed, and then may drop the events before
-  /// `oldest_needed` (never the last one loaded).
-  bool has(std::size_t k, std::size_t oldest_needed) {
-    if (k < end_) [[likely]] return true;
-    return load_through(k, oldest_needed);
-  }
-  /// has() for k >= end(): loads more (the caller checked end() first, and computes `oldest_needed`
-  /// only then).
+  /// Whether event k (>= end(): the caller checks end() first, and works out `oldest_needed` only then)
+  /// exists; loads more of the source, and may drop the events before `oldest_needed` (never the last one
+  /// loaded).
   [[gnu::noinline]] bool load_through(std::size_t k, std::size_t oldest_needed) {
     if (exhausted_) return false;
     // Drop what is no longer needed, keeping the last loaded event (a call past the end reads its time).

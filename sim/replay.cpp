@@ -18,8 +18,6 @@ namespace offsim::sim {
 namespace {
 
 constexpr std::uint64_t kDefaultCapacity = 1024 * GiB;
-// Requests up to 1 MiB are served from the small pool (kSmallSize, spec section 2.4).
-constexpr std::uint64_t kSmallPoolLimit = 1 * MiB;
 // PyTorch's trace does not record record_stream calls. A free_requested that is not followed at once by
 // its free_completed was deferred by uses on other streams; replay stands in one synthetic stream for
 // them, and the recorded free_completed (or a synchronization) completes the free.
@@ -63,7 +61,7 @@ class Replayer {
     }
     // A streamed trace's length is known only at its end: sample at a stride estimated from the first
     // chunk, and thin the timeline out (sample() doubles the stride) if the estimate was short.
-    events_.has(0, 0);
+    has_event(0, 0);
     timeline_points_ = std::max<std::size_t>(1, options_.timeline_points);
     stride_ = std::max<std::size_t>(1, events_.estimated_total() / timeline_points_);
   }
@@ -100,10 +98,13 @@ class Replayer {
           recorded_requested_ -= static_cast<std::int64_t>(events_[i].size);
           deferred_free_completed(i);
           break;
-        case TraceAction::kFreeRequested:
+        case TraceAction::kFreeRequested: {
           if (!pending_.empty()) flush_as_empty_cache(i);
-          i = free_requested(i);
+          const std::size_t last = free_requested(i);  // i + 1 when it took the free_completed along
+          if (last != i) recorded_requested_ -= static_cast<std::int64_t>(events_[last].size);
+          i = last;
           break;
+        }
         case TraceAction::kAlloc:
         case TraceAction::kOom:
           malloc_call(i);
@@ -170,9 +171,7 @@ class Replayer {
     begin_call(at);
     allocator_.empty_cache();
     end_call(pending_.data(), count, [at] { return "empty_cache() before event " + std::to_string(at); });
-    settle_synchronized_frees(count);
-    apply_recorded(count);
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
+    consume_pending(count);
   }
 
   bool obtains_memory(std::size_t k) const {
@@ -227,9 +226,13 @@ class Replayer {
     recorded_peak_requested_ = std::max(recorded_peak_requested_, recorded_requested_);
   }
 
-  // The recorded curves follow the pending events when the call they belong to is simulated, so that a
-  // sample compares the two at the same point.
-  void apply_recorded(std::size_t count) {
+  // The first `count` pending events belong to the call just simulated; they leave the pending list.
+  // * The recorded curves follow them now, so that a sample compares the two at the same point.
+  // * Their free_completed entries came from the synchronization inside that call. The simulated allocator
+  //   completed those frees too (and emitted them for the comparison) when it reclaimed as the recording
+  //   did; in a what-if that did not reclaim they complete now, no later than recorded.
+  void consume_pending(std::size_t count) {
+    bool settled = false;
     for (std::size_t k = 0; k < count; ++k) {
       const TraceEvent& e = events_[pending_[k]];
       switch (e.action) {
@@ -242,13 +245,22 @@ class Replayer {
         case TraceAction::kSegmentUnmap:
           recorded_reserved_ -= std::min(recorded_reserved_, e.size);
           break;
-        case TraceAction::kFreeCompleted:
+        case TraceAction::kFreeCompleted: {
           recorded_requested_ -= static_cast<std::int64_t>(e.size);
+          const auto it = pending_frees_.find(e.addr);
+          if (it == pending_frees_.end()) break;
+          const std::uint64_t ptr = it->second;
+          forget_deferred(it);
+          if (!allocator_.is_live(ptr) && completes_pending(ptr)) allocator_.complete_pending_free(ptr);
+          settled = true;
           break;
+        }
         default:
           break;
       }
     }
+    if (settled) simulated_.clear();
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(count));
   }
 
   // A malloc whose recorded segment events (and any empty_cache() before it) precede it in the trace.
@@ -270,9 +282,7 @@ class Replayer {
     device_.clear_preferred_address();
     end_call(pending_.data(), pending_.size(),
              [&e, i] { return "malloc(" + std::to_string(e.size) + ") at event " + std::to_string(i); });
-    settle_synchronized_frees(pending_.size());
-    apply_recorded(pending_.size());
-    pending_.clear();
+    consume_pending(pending_.size());
     return ptr;
   }
 
@@ -355,7 +365,6 @@ class Replayer {
       if (completes_now && !(reclaim_may_follow(i) && completed_by_the_next_reclaim(i, ptr))) [[likely]] {
         begin_call(i);
         if (allocator_.try_free(ptr)) {
-          recorded_requested_ -= static_cast<std::int64_t>(events_[i + 1].size);
           const std::size_t expected[] = {i, i + 1};
           end_call(expected, 2, [i] { return "free at event " + std::to_string(i); });
           return i + 1;
@@ -374,7 +383,6 @@ class Replayer {
     }
     if (dropped_.erase(addr) == 0) ++unknown_frees_;
     if (options_.compare) result_.events_total += completes_now ? 2 : 1;
-    if (completes_now) recorded_requested_ -= static_cast<std::int64_t>(events_[i + 1].size);
     return completes_now ? i + 1 : i;
   }
 
@@ -392,31 +400,20 @@ class Replayer {
   // allocates) did not find it free, so the free was pending.
   [[gnu::noinline]] bool completed_by_the_next_reclaim(std::size_t i, std::uint64_t ptr) {
     if (config_.max_split_size != kUnlimitedSplitSize) return false;  // best fit then depends on more than size
+    // Past the completions and segment events of the malloc that follows, to its alloc or oom.
     std::size_t j = i + 2;
     bool reclaims = false;
-    while (has_event(j, i)) {
+    for (; has_event(j, i); ++j) {
       const TraceAction action = events_[j].action;
-      if (action == TraceAction::kFreeCompleted) {
-        ++j;
-        continue;
-      }
-      if (action == TraceAction::kSegmentFree || action == TraceAction::kSegmentUnmap) {
-        reclaims = true;
-        ++j;
-        continue;
-      }
-      if (action == TraceAction::kSegmentAlloc || action == TraceAction::kSegmentMap) {
-        ++j;
-        continue;
-      }
-      break;
+      if (action == TraceAction::kSegmentFree || action == TraceAction::kSegmentUnmap) reclaims = true;
+      else if (action != TraceAction::kFreeCompleted && !is_segment_event(action)) break;
     }
     if (!has_event(j, i)) return false;
     const TraceEvent& next = events_[j];
     if (next.action == TraceAction::kOom) reclaims = true;
     else if (next.action != TraceAction::kAlloc) return false;
     if (!reclaims || next.stream != events_[i].stream || !allocator_.is_live(ptr)) return false;
-    const bool same_pool = (allocator_.block_size(ptr) <= kSmallPoolLimit) == (next.size <= kSmallPoolLimit);
+    const bool same_pool = (allocator_.block_size(ptr) <= kSmallSize) == (next.size <= kSmallSize);
     return same_pool && allocator_.size_if_freed(ptr) >= next.size && config_.divisions_for(next.size) <= 1;
   }
 
@@ -508,25 +505,6 @@ class Replayer {
   static bool is_segment_event(TraceAction action) {
     return action == TraceAction::kSegmentAlloc || action == TraceAction::kSegmentFree ||
            action == TraceAction::kSegmentMap || action == TraceAction::kSegmentUnmap;
-  }
-
-  // The recorded free_completed entries among the first `count` pending events came from the
-  // synchronization inside the call just simulated. The simulated allocator completed them too (and emitted
-  // them for the comparison) when it reclaimed as the recording did; in a what-if that did not reclaim they
-  // complete now, no later than recorded.
-  void settle_synchronized_frees(std::size_t count) {
-    bool settled = false;
-    for (std::size_t k = 0; k < count; ++k) {
-      const TraceEvent& e = events_[pending_[k]];
-      if (e.action != TraceAction::kFreeCompleted) continue;
-      const auto it = pending_frees_.find(e.addr);
-      if (it == pending_frees_.end()) continue;
-      const std::uint64_t ptr = it->second;
-      forget_deferred(it);
-      if (!allocator_.is_live(ptr) && completes_pending(ptr)) allocator_.complete_pending_free(ptr);
-      settled = true;
-    }
-    if (settled) simulated_.clear();
   }
 
   bool completes_pending(std::uint64_t ptr) {
