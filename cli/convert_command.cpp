@@ -45,11 +45,12 @@ int run(const ConvertOptions& options) {
   const TraceFormat to = trace_format_for_output(output);
   std::size_t final_segments = 0;
   std::uint64_t events = 0;
+  SnapshotReadOptions read_options;
+  read_options.device = options.device.value_or(0);
+  read_options.reconstruct_initial_state = !options.no_rewind;
+  read_options.fallible_frames = options.fallible_frames;
+  require_snapshot_for(input, from, read_options);
   if (from == TraceFormat::kOffsimTrace) {
-    if (!options.fallible_frames.empty()) {
-      throw ConfigError("--fallible-frame: " + input.string() +
-                        " is an offsim trace, which keeps no stack frames; convert the snapshot it came from");
-    }
     TraceReader reader(input);
     if (options.device && *options.device != reader.metadata().device) {
       throw ConfigError("--device " + std::to_string(*options.device) + ": " + input.string() +
@@ -66,10 +67,6 @@ int run(const ConvertOptions& options) {
     std::cout << "  " << events << " events, " << reader.initial_segments().size() << " segments at the start, "
               << final_segments << " at the end\n";
   } else {
-    SnapshotReadOptions read_options;
-    read_options.device = options.device.value_or(0);
-    read_options.reconstruct_initial_state = !options.no_rewind;
-    read_options.fallible_frames = options.fallible_frames;
     Progress reading("read (bytes)", fs::file_size(input), false);
     read_options.progress = [&reading](std::uint64_t offset) { reading.update(offset); };
     const Trace trace = from == TraceFormat::kSnapshotPickle ? read_snapshot_pickle(input, read_options)

@@ -126,21 +126,17 @@ int run(const ReplayCliOptions& o) {
   // A snapshot is read whole (its trace entries come before the segments they rewind from); an offsim
   // trace is streamed, a pass at a time, so that replaying it needs memory for a chunk of events only.
   const TraceFormat format = detect_trace_format(o.trace);
+  SnapshotReadOptions read;
+  read.device = o.device;
+  read.reconstruct_initial_state = !o.no_rewind;
+  read.fallible_frames = o.fallible_frames;
+  require_snapshot_for(o.trace, format, read);
   std::optional<Trace> held;
   std::optional<ReplayInput> input;
   if (format == TraceFormat::kOffsimTrace) {
-    if (!o.fallible_frames.empty()) {
-      throw ConfigError(o.trace + ": an offsim trace keeps no stack frames, so allocations cannot be marked "
-                        "fallible by frame; mark them when converting the snapshot it came from "
-                        "(offsim convert --fallible-frame)");
-    }
     const std::filesystem::path path = o.trace;
     input.emplace([path] { return std::make_unique<TraceReader>(path); });
   } else {
-    SnapshotReadOptions read;
-    read.device = o.device;
-    read.reconstruct_initial_state = !o.no_rewind;
-    read.fallible_frames = o.fallible_frames;
     Progress reading("read (bytes)", std::filesystem::file_size(o.trace), o.quiet);
     read.progress = [&reading](std::uint64_t offset) { reading.update(offset); };
     held = read_trace(o.trace, read);

@@ -593,8 +593,13 @@ struct CachingAllocator::State {
     return !b.allocated && b.event_count == 0 && !b.has_stream_uses;
   }
 
+  // Whether freeing dst merges its neighbour src into it (free_block, try_merge_blocks upstream).
+  OFFSIM_HOT bool merges_with(std::uint32_t dst, std::uint32_t src) const {
+    return src != kNil && mergeable(src) && blocks[dst].mapped == blocks[src].mapped;
+  }
+
   OFFSIM_HOT std::uint64_t try_merge_blocks(std::uint32_t dst, std::uint32_t src) {
-    if (src == kNil || !mergeable(src) || blocks[dst].mapped != blocks[src].mapped) return 0;
+    if (!merges_with(dst, src)) return 0;
     if (blocks[src].mapped) {
       erase_from_blocks(src);
     } else {
@@ -1277,13 +1282,11 @@ std::uint64_t CachingAllocator::block_size(std::uint64_t ptr) const {
 }
 std::uint64_t CachingAllocator::size_if_freed(std::uint64_t ptr) const {
   const State& s = *state_;
-  const Block& b = s.blocks[s.find_active(ptr, "size_if_freed")];
+  const std::uint32_t id = s.find_active(ptr, "size_if_freed");
+  const Block& b = s.blocks[id];
   std::uint64_t size = b.size;
-  // free_block's merge rule (try_merge_blocks): free, no pending events or stream uses, same mapping.
   for (const std::uint32_t neighbour : {b.prev, b.next}) {
-    if (neighbour != kNil && s.mergeable(neighbour) && s.blocks[neighbour].mapped == b.mapped) {
-      size += s.blocks[neighbour].size;
-    }
+    if (s.merges_with(id, neighbour)) size += s.blocks[neighbour].size;
   }
   return size;
 }

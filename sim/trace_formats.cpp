@@ -43,14 +43,18 @@ TraceFormat trace_format_for_output(const std::filesystem::path& path) {
                     "\" (expected .pickle or .pkl, .json, or .otrace)");
 }
 
+void require_snapshot_for(const std::filesystem::path& path, TraceFormat format, const SnapshotReadOptions& options) {
+  if (format == TraceFormat::kOffsimTrace && !options.fallible_frames.empty()) {
+    throw ConfigError(path.string() + ": an offsim trace keeps no stack frames, so allocations cannot be marked "
+                      "fallible by frame; mark them when converting the snapshot it came from "
+                      "(offsim convert --fallible-frame)");
+  }
+}
+
 Trace read_trace(const std::filesystem::path& path, const SnapshotReadOptions& options) {
   switch (detect_trace_format(path)) {
     case TraceFormat::kOffsimTrace:
-      if (!options.fallible_frames.empty()) {
-        throw ConfigError(path.string() + ": an offsim trace keeps no stack frames, so allocations cannot be marked "
-                          "fallible by frame; mark them when converting the snapshot it came from "
-                          "(offsim convert --fallible-frame)");
-      }
+      require_snapshot_for(path, TraceFormat::kOffsimTrace, options);
       return read_trace_file(path);
     case TraceFormat::kSnapshotPickle: return read_snapshot_pickle(path, options);
     case TraceFormat::kSnapshotJson: return read_snapshot_json(path, options);

@@ -21,6 +21,9 @@ TraceFormat detect_trace_format(const std::filesystem::path& path);
 /// The format an output file gets from its extension (.pickle/.pkl, .json, .otrace); throws ConfigError.
 TraceFormat trace_format_for_output(const std::filesystem::path& path);
 
+/// Throws ConfigError naming `path` when `options` ask for what only a snapshot holds (stack frames, for
+/// fallible_frames) and `path` is in `format` offsim's trace, which keeps none.
+void require_snapshot_for(const std::filesystem::path& path, TraceFormat format, const SnapshotReadOptions& options);
 /// Reads a whole trace of any format (snapshots: `options` picks the device and the rewind).
 Trace read_trace(const std::filesystem::path& path, const SnapshotReadOptions& options = {});
 /// Writes `source` in `format`, atomically.
