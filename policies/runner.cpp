@@ -228,7 +228,6 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
   policy.begin_run(context);
 
   const int calls = options.calls.value_or(scenario.calls);
-  std::vector<bool> has_run(scenario.stages.size(), false);  // for first_run_outside_allocator
   std::vector<std::optional<std::uint64_t>> cold(scenario.stages.size());
   std::vector<bool> cold_known(scenario.stages.size(), false);
   for (int call = 0; call < calls; ++call) {
@@ -259,7 +258,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
           rec.releasable_before = releasable_and_stranded(sim, rec.stranded_before);
           rec.memory_limit = sim.memory_limit();
           rec.streamed_weights = rec.decision.streamed_weights;
-          if (stage.first_run_outside_allocator && !has_run[si]) {
+          if (stage.first_run_outside_allocator && call == 0 && step == 0) {  // the stage's first run
             // The driver hands it out when the stage's kernels first need it, after the policy decided.
             const Stage::OutsideAllocator& outside = *stage.first_run_outside_allocator;
             if (!sim.device().allocate_external(outside.label, outside.bytes)) {
@@ -275,7 +274,6 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
               rec.oom_segments = sim.segments();
             }
           }
-          has_run[si] = true;
           if (!rec.oom && (stage.working_memory || rec.streamed_weights > 0)) {
             fold_peaks();
             static const sim::Trace kNoActivations;
