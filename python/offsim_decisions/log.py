@@ -146,6 +146,13 @@ class StageScope:
         self.name = str(name)
         self.kind = check_choice("stage.kind", kind, schema.STAGE_KINDS)
         self.workload = check_workload("workload", workload)
+        for kind_key in ("vae", "denoise"):
+            # offsim's reader needs a backend for every workload (estimators and published peaks differ
+            # between CUDA and ROCm); refuse here what `offsim check --decisions` would refuse later.
+            if self.workload is not None and kind_key in self.workload and "backend" not in self.workload[kind_key] \
+                    and not log.backend:
+                raise SchemaError(f"workload.{kind_key}.backend: missing, and the log names no device backend (no GPU "
+                                  f"answered torch.cuda): pass backend=\"cuda\" or \"rocm\" to the workload or to DecisionLog")
         self.working_memory = working_memory
         self.call = call
         self.step = step

@@ -163,6 +163,23 @@ class HeaderAndFile(LogTestCase):
         self.assertIsNone(stage["memory"]["before"])
         self.assertIsNone(stage["memory"]["peak_reserved_bytes"])
 
+    def test_without_a_device_a_workload_must_name_its_backend(self):
+        # offsim's reader refuses a workload with no backend when the header names none: the shim refuses it
+        # where it is made (docs/decision_log.md), not in the log that `offsim check --decisions` reads later.
+        with mock.patch.dict(sys.modules, {"torch": None}):
+            with DecisionLog(self.path, policy_id="p") as log:
+                for workload in (vae_workload("qwen_image", "decode", 832, 1248, "bf16"),
+                                 {"denoise": {"model": "qwen-image", "noise_shape": [1, 16, 104, 156], "dtype": "bf16"}}):
+                    with self.assertRaisesRegex(SchemaError, r"workload\.(vae|denoise)\.backend: missing"):
+                        log.stage("decode", kind="vae_decode", workload=workload)
+                with log.stage("decode", kind="vae_decode",
+                               workload=vae_workload("qwen_image", "decode", 832, 1248, "bf16", backend="rocm")):
+                    pass
+            with DecisionLog(self.path, policy_id="p", backend="cuda") as log:
+                with log.stage("decode", kind="vae_decode", workload=vae_workload("qwen_image", "decode", 832, 1248, "bf16")):
+                    pass
+        self.assertEqual(read_log(self.path)[1]["workload"]["vae"]["backend"], "cuda")
+
     def test_importing_the_package_does_not_import_torch(self):
         code = ("import sys; sys.path.insert(0, %r); import offsim_decisions, offsim_decisions.invokeai; "
                 "sys.exit(1 if 'torch' in sys.modules else 0)") % os.path.dirname(HERE)
@@ -647,6 +664,18 @@ class OffsimReadsTheShim(LogTestCase):
         self.assertIn("P1 pass", r.stdout)
         self.assertIn("P2 pass", r.stdout)
         self.assertIn("P4 pass", r.stdout)
+
+    def test_a_log_written_without_torch_is_read(self):
+        # docs/decision_log.md's example runs without a GPU: what the shim accepts, offsim must judge (exit 0
+        # or 1), never refuse as malformed.
+        with mock.patch.dict(sys.modules, {"torch": None}):
+            with DecisionLog(self.path, policy_id="mycache@1", free_memory_formula="driver free") as log:
+                with log.stage("decode", kind="vae_decode",
+                               workload=vae_workload("qwen_image", "decode", 832, 1248, "bf16", backend="rocm")):
+                    log.record_decision(models=["vae"], estimate=3 * GiB, free_memory=40 * GiB, stop="satisfied")
+        r = self.check()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("P2 FAIL", r.stdout)
 
     def test_malformed_log_exits_2_naming_line_and_field(self):
         self.write_seed(FIXED_ESTIMATE)
