@@ -327,6 +327,7 @@ class Replayer {
     sample(i, /*at_oom=*/true);
     if (e.action == TraceAction::kAlloc) dropped_.insert(e.addr);
     if (!result_.ooms.back().handled) {
+      if (result_.unhandled_ooms == 0) result_.ooms.back().segments = allocator_.segments();
       ++result_.unhandled_ooms;
       if (options_.stop_at_unhandled_oom) result_.completed = false;
     }

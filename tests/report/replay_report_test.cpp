@@ -2,6 +2,8 @@
 // the recorded capacity and at a smaller one where it runs out of memory.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "offsim/policies/policy_registry.hpp"
 #include "offsim/policies/scenario.hpp"
 #include "offsim/report/replay_report.hpp"
@@ -57,6 +59,36 @@ TEST(ReplayReport, OomsOnASmallerDeviceAreMarked) {
   const std::string html = replay_report_page(data).render(VegaAssets{});
   EXPECT_NE(html.find("Out-of-memory events"), std::string::npos);
   EXPECT_NE(html.find(r.first_divergence ? "First divergence at event" : "No divergence."), std::string::npos);
+}
+
+TEST(ReplayReport, TheFirstUnhandledOomHasItsSegmentMap) {
+  const sim::ReplayResult r = replay(30 * GiB);
+  ASSERT_EQ(r.unhandled_ooms, 1u);
+  const auto unhandled = std::find_if(r.ooms.begin(), r.ooms.end(), [](const sim::ReplayOom& o) { return !o.handled; });
+  ASSERT_NE(unhandled, r.ooms.end());
+  EXPECT_FALSE(unhandled->segments.empty());
+  const json data = replay_report_data(r, trace());
+  const auto index = static_cast<std::size_t>(unhandled - r.ooms.begin());
+  EXPECT_EQ(data["ooms"][index]["segments"].size(), unhandled->segments.size());
+  const HtmlPage page = replay_report_page(data);
+  const std::string html = page.render(VegaAssets{});
+  EXPECT_NE(html.find("Simulated segments at the unhandled OOM (event " + std::to_string(unhandled->event_index) + ")"), std::string::npos);
+}
+
+TEST(ReplayReport, NothingRecordedToCompareIsNotAHundredPercent) {
+  // A requests-only trace (a CPU recording): allocations and frees, no segment events.
+  sim::Trace requests;
+  requests.metadata.device_total_bytes = 1 * GiB;
+  requests.events.push_back({0x1000, 300 * MiB, 0, 0, sim::TraceAction::kAlloc});
+  requests.events.push_back({0x1000, 300 * MiB, 0, 1, sim::TraceAction::kFreeRequested});
+  sim::ReplayOptions o;
+  o.capacity = 1 * GiB;
+  const sim::ReplayResult r = sim::replay(requests, o);
+  ASSERT_EQ(r.events_total, 0u);
+  const std::string html = replay_report_page(replay_report_data(r, requests)).render(VegaAssets{});
+  EXPECT_NE(html.find("Events reproduced: n/a (nothing recorded to compare)"), std::string::npos);
+  EXPECT_EQ(html.find("100.00%"), std::string::npos);
+  EXPECT_EQ(html.find("No divergence."), std::string::npos);
 }
 
 }  // namespace

@@ -63,6 +63,9 @@ struct ReplayOom {
   /// Enough cached memory was free in total, but no single block fit: a fragmentation failure.
   bool fragmentation = false;
   std::string message;
+  /// The simulated segments when the request failed, kept for the first unhandled OOM only (what a
+  /// what-if replay stops at): the picture of why nothing fit.
+  std::vector<SegmentInfo> segments;
 };
 
 struct ReplayDivergence {
