@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 
 #include "commands.hpp"
 #include "offsim/check/corpus.hpp"
@@ -18,6 +19,7 @@
 #include "progress.hpp"
 #include "repository_root.hpp"
 #include "table.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 
@@ -108,11 +110,11 @@ void print_checks(const std::vector<PropertyCheckResult>& checks) {
 
 int run_replay(const CheckOptions& o, const fs::path& root) {
   if (o.policies.size() != 1 || o.properties.size() != 1) {
-    throw ConfigError("--replay needs exactly one --policy and one --property");
+    throw UsageError("--replay needs exactly one --policy and one --property");
   }
   const policies::Scenario scenario = policies::Scenario::load(o.replay, root);
-  const PropertyCheckResult r =
-      check_property_on(o.policies[0], parse_property(o.properties[0]), scenario, o.aspect);
+  const PropertyId property = from_command_line([&] { return parse_property(o.properties[0]); });
+  const PropertyCheckResult r = check_property_on(o.policies[0], property, scenario, o.aspect);
   std::cout << o.policies[0] << " " << o.properties[0] << " on " << o.replay << ": "
             << (r.passed ? "holds" : "VIOLATED: " + r.failure) << "\n";
   return r.passed ? kExitOk : kExitFailed;
@@ -173,7 +175,7 @@ int run_decisions_mode(const CheckOptions& o, const fs::path& root) {
 }
 
 int run(const CheckOptions& o) {
-  const fs::path root = repository_root(o.root);
+  const fs::path root = from_command_line([&] { return repository_root(o.root); });
   if (!o.decisions.empty()) return run_decisions_mode(o, root);
   if (!o.replay.empty()) return run_replay(o, root);
   if (o.corpus) return run_corpus_mode(o, root);
@@ -193,9 +195,11 @@ int run(const CheckOptions& o) {
   } else {
     GateOptions options;
     for (const std::string& p : o.policies) {
-      for (std::string& id : policies::match_policies(p)) options.policies.push_back(std::move(id));
+      for (std::string& id : from_command_line([&] { return policies::match_policies(p); })) {
+        options.policies.push_back(std::move(id));
+      }
     }
-    for (const std::string& p : o.properties) options.properties.push_back(parse_property(p));
+    for (const std::string& p : o.properties) options.properties.push_back(from_command_line([&] { return parse_property(p); }));
     options.aspect = o.aspect;
     options.seeds = seed_list(o);
     options.cases = o.cases;
@@ -210,7 +214,7 @@ int run(const CheckOptions& o) {
       if (std::none_of(all.begin(), all.end(), [&](const PipelineTemplate& t) { return t.name == name; })) {
         std::string known;
         for (const PipelineTemplate& t : all) known += (known.empty() ? "" : ", ") + t.name;
-        throw ConfigError("--pipeline " + name + ": unknown pipeline (known: " + known + ")");
+        throw UsageError("--pipeline " + name + ": unknown pipeline (known: " + known + ")");
       }
     }
     for (const std::string& conf : o.alloc_confs) {
@@ -218,7 +222,7 @@ int run(const CheckOptions& o) {
       if (std::find(all.begin(), all.end(), conf) == all.end()) {
         std::string known;
         for (const std::string& c : all) known += (known.empty() ? "\"" : ", \"") + c + "\"";
-        throw ConfigError("--alloc-conf \"" + conf + "\": the generator does not draw it (it draws " + known + ")");
+        throw UsageError("--alloc-conf \"" + conf + "\": the generator does not draw it (it draws " + known + ")");
       }
     }
     if (!o.shard.empty()) {
@@ -227,11 +231,11 @@ int run(const CheckOptions& o) {
         options.shard_index = std::stoi(o.shard.substr(0, slash));
         options.shard_count = std::stoi(o.shard.substr(slash + 1));
       } catch (const std::exception&) {
-        throw ConfigError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
+        throw UsageError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
       }
       if (slash == std::string::npos || options.shard_count < 1 || options.shard_index < 0 ||
           options.shard_index >= options.shard_count) {
-        throw ConfigError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
+        throw UsageError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
       }
     }
     Progress progress("check", 0, o.quiet);
@@ -266,6 +270,18 @@ int run(const CheckOptions& o) {
   return failed ? kExitFailed : kExitOk;
 }
 
+// A number of seconds that leaves time to check something: > 0 (inf: no budget). CLI11's ranges let NaN
+// through, which would turn the budget off unnoticed.
+CLI::Validator positive_seconds() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !(value > 0)) return "must be a number of seconds > 0, got " + text;
+        return "";
+      },
+      "SECONDS>0");
+}
+
 }  // namespace
 
 void add_check_command(CLI::App& app, int& exit_code) {
@@ -279,24 +295,31 @@ void add_check_command(CLI::App& app, int& exit_code) {
       ->check(CLI::IsMember({"weights", "estimator", "memory-fraction", "accounting", "fragmentation", "unaccounted",
                              "fragmentation-only", "residency", "capacity"}));
   cmd->add_option("--seed", o->seed, "First seed (default: the gate's fixed seed)");
-  cmd->add_option("--seeds", o->seeds, "Number of seeds (a longer, non-gate search: detection rates)");
-  cmd->add_option("--cases", o->cases, "Generated cases per property and seed");
-  cmd->add_option("--time-budget", o->time_budget, "Seconds after which no new check starts");
+  // A gate never passes having checked nothing: counts and budgets that leave nothing to check are usage errors.
+  cmd->add_option("--seeds", o->seeds, "Number of seeds, >= 1 (a longer, non-gate search: detection rates)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  cmd->add_option("--cases", o->cases, "Generated cases per property and seed, >= 1")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  cmd->add_option("--time-budget", o->time_budget,
+                  "Seconds (> 0) after which no new check starts; checks not started fail the gate")
+      ->check(positive_seconds());
   cmd->add_option("--shard", o->shard, "Run shard I of N (I/N)");
   cmd->add_option("--junit", o->junit, "Write JUnit XML here");
   cmd->add_option("--json", o->json, "Write results as JSON (mergeable with --merge)");
-  cmd->add_option("--merge", o->merge, "Merge the --json results of shards instead of running");
+  cmd->add_option("--merge", o->merge, "Merge the --json results of shards instead of running")->check(CLI::ExistingFile);
   cmd->add_option("--pipeline", o->pipelines, "Draw only from these pipelines (repeatable; default: all but the opt-in sd15 and sdxl)");
   cmd->add_option("--alloc-conf", o->alloc_confs, "Draw only these allocator settings (repeatable; \"\" = default)");
   cmd->add_option("--torch", o->torch_versions, "Draw only these PyTorch version profiles (repeatable: 2.9, 2.11)")
       ->check(CLI::IsMember(generated_torch_versions()));
   cmd->add_option("--out", o->out, "Folder for shrunk counterexamples (scenario JSON)");
-  cmd->add_option("--replay", o->replay, "Re-check one stored counterexample scenario (with --policy and --property)");
+  cmd->add_option("--replay", o->replay, "Re-check one stored counterexample scenario (with --policy and --property)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--root", o->root, "offsim checkout holding traces/ and scenarios/");
   cmd->add_flag("--corpus", o->corpus, "Run the known-bug corpus (tests/corpus/)");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress line");
   cmd->add_option("--decisions", o->decisions,
-                  "Check P1-P5 on a decision log written by python/offsim_decisions (docs/decision_log.md)");
+                  "Check P1-P5 on a decision log written by python/offsim_decisions (docs/decision_log.md)")
+      ->check(CLI::ExistingFile);
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
 

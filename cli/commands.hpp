@@ -5,10 +5,11 @@
 
 namespace offsim::cli {
 
-// Exit codes shared by every subcommand.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;  // a property failed, a strict replay diverged
-inline constexpr int kExitUsage = 2;   // bad input: the message says which and why
+// Exit codes shared by every subcommand (docs/exit_codes.md is the user's table; keep the two together).
+inline constexpr int kExitOk = 0;      // did what was asked; nothing the user gates on failed
+inline constexpr int kExitFailed = 1;  // ran, and what the user gates on failed or was not checked
+inline constexpr int kExitError = 2;   // could not do the job: unreadable or malformed input, I/O, internal error
+inline constexpr int kExitUsage = 64;  // the command line itself is wrong (BSD sysexits.h EX_USAGE)
 
 // `offsim eval` (eval_command.cpp).
 void add_eval_command(CLI::App& app, int& exit_code);

@@ -22,6 +22,7 @@
 #include "offsim/sim/trace_file.hpp"
 #include "progress.hpp"
 #include "progress_source.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 
@@ -42,7 +43,7 @@ int run(const ConvertOptions& options) {
   const fs::path input = options.input;
   const fs::path output = options.output;
   const TraceFormat from = detect_trace_format(input);
-  const TraceFormat to = trace_format_for_output(output);
+  const TraceFormat to = from_command_line([&] { return trace_format_for_output(output); });
   std::size_t final_segments = 0;
   std::uint64_t events = 0;
   SnapshotReadOptions read_options;

@@ -12,6 +12,7 @@
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 #include "table.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 
@@ -27,7 +28,7 @@ struct EstimateOptions {
   bool json = false;
 };
 
-policies::VaeWorkload workload_of(const EstimateOptions& o) {
+policies::VaeWorkload parse_workload(const EstimateOptions& o) {
   policies::VaeWorkload w;
   w.family = policies::parse_vae_family(o.vae);
   w.op = policies::parse_vae_op(o.op);
@@ -44,6 +45,11 @@ policies::VaeWorkload workload_of(const EstimateOptions& o) {
   w.backend = policies::parse_backend(o.backend);
   w.tile_size = o.tile;
   return w;
+}
+
+// Every field comes from the command line: a value offsim does not know is a usage error.
+policies::VaeWorkload workload_of(const EstimateOptions& o) {
+  return from_command_line([&] { return parse_workload(o); });
 }
 
 int run(const EstimateOptions& o) {

@@ -1,5 +1,6 @@
 // `offsim eval`: every selected policy on every scenario of a suite; a table of OOMs, evictions, bytes
-// moved, transfer time, peak reserved and the P1-P5 verdicts, and the same as JSON (--json).
+// moved, transfer time, peak reserved and the P1-P5 verdicts, and the same as JSON (--json). It reports; with
+// --strict it also gates: exit 1 on any FAIL verdict (an unhandled OOM is a P3 FAIL; docs/exit_codes.md).
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "progress.hpp"
 #include "repository_root.hpp"
 #include "table.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 
@@ -30,6 +32,7 @@ struct EvalOptions {
   std::string root;
   bool quiet = false;
   bool no_min_capacity = false;
+  bool strict = false;
 };
 
 std::vector<fs::path> scenario_files(const std::vector<std::string>& suites, const fs::path& root) {
@@ -54,19 +57,21 @@ std::vector<fs::path> scenario_files(const std::vector<std::string>& suites, con
 }
 
 int run(const EvalOptions& o) {
-  const fs::path root = repository_root(o.root);
+  const fs::path root = from_command_line([&] { return repository_root(o.root); });
   EvalExportOptions export_options = o.exports;
   export_options.quiet = o.quiet;
   const EvalExports exports(export_options, root);
   std::vector<Scenario> scenarios;
-  for (const fs::path& file : scenario_files(o.suites, root)) scenarios.push_back(Scenario::load(file, root));
+  for (const fs::path& file : from_command_line([&] { return scenario_files(o.suites, root); })) {
+    scenarios.push_back(Scenario::load(file, root));
+  }
 
   std::vector<std::string> policy_ids;
   if (o.policies.empty()) {
     for (const PolicyEntry& e : all_policies()) policy_ids.push_back(e.id);
   } else {
     for (const std::string& p : o.policies) {
-      for (std::string& id : match_policies(p)) policy_ids.push_back(std::move(id));
+      for (std::string& id : from_command_line([&] { return match_policies(p); })) policy_ids.push_back(std::move(id));
     }
   }
 
@@ -95,8 +100,10 @@ int run(const EvalOptions& o) {
 
   Table table({"scenario", "policy", "result", "evict", "moved", "xfer s", "peak rsv", "P1", "P2", "P3", "P4", "P5"});
   bool any_failed = false;
+  std::size_t applicable_runs = 0;
   for (const EvalResult& r : results) {
     const bool applicable = r.run.failure.rfind("not applicable", 0) != 0;
+    applicable_runs += applicable ? 1 : 0;
     std::vector<std::string> row = {r.run.scenario, r.run.policy.id};
     if (!applicable) {
       row.insert(row.end(), {"n/a", "", "", "", "", "", "", "", "", ""});
@@ -135,7 +142,15 @@ int run(const EvalOptions& o) {
     if (!o.quiet) std::cout << "wrote " << o.json_path << "\n";
   }
   exports.write(results, o.suites);
-  (void)any_failed;  // eval reports; `offsim check` is the gate
+  if (!o.strict) return kExitOk;  // eval reports; --strict (or `offsim check`) gates
+  if (applicable_runs == 0) {
+    std::cout << "strict: FAILED: no selected policy could run any selected scenario (every row is n/a)\n";
+    return kExitFailed;
+  }
+  if (any_failed) {
+    std::cout << "strict: FAILED: a P1-P4 verdict is FAIL (listed above)\n";
+    return kExitFailed;
+  }
   return kExitOk;
 }
 
@@ -155,6 +170,8 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--root", options->root, "offsim checkout holding traces/ and scenarios/ (default: found)");
   cmd->add_flag("--quiet,-q", options->quiet, "No progress line");
   cmd->add_flag("--no-min-capacity", options->no_min_capacity, "Skip P4's minimum-capacity search");
+  cmd->add_flag("--strict", options->strict,
+                "Exit 1 when any P1-P4 verdict is FAIL (an unhandled OOM fails P3); P5 is reported, never failed");
   cmd->callback([options, &exit_code] {
     if (options->suites.empty()) options->suites.push_back("scenarios/default");
     exit_code = run(*options);

@@ -8,6 +8,7 @@
 #include "offsim/report/run_snapshot.hpp"
 #include "offsim/sim/errors.hpp"
 #include "progress.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 
@@ -33,7 +34,7 @@ std::vector<fs::path> destinations(const std::string& option, const char* flag, 
                                    const char* extension) {
   if (!names_folder(option)) {
     if (runs.size() != 1) {
-      throw ConfigError(std::string(flag) + " " + option + ": a file holds one run but " + std::to_string(runs.size()) +
+      throw UsageError(std::string(flag) + " " + option + ": a file holds one run but " + std::to_string(runs.size()) +
                         " ran; select one with --policy and --suite, or give a folder (ending in '/') to write one file per run");
     }
     return {fs::path(option)};

@@ -16,6 +16,7 @@
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/trace_file.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 namespace {
@@ -108,7 +109,7 @@ void write_trace(const std::string& path, const real::RecordResult& result, cons
 }
 
 void run(const RecordOptions& options, int& exit_code) {
-  const real::RecordRequest request = to_request(options);
+  const real::RecordRequest request = from_command_line([&] { return to_request(options); });
   if (!options.quiet) {
     std::cerr << "offsim record: " << real::to_string(request.model) << ' ' << real::to_string(request.op) << ' '
               << request.width << 'x' << request.height << ' ' << real::to_string(request.dtype) << " on "

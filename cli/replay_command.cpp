@@ -1,7 +1,8 @@
 // `offsim replay TRACE`: feed a recorded trace's requests to the simulated allocator, compare what it
 // does with the record (fidelity), and answer what-if questions (--capacity, --alloc-conf,
 // --torch-version, --min-capacity). A short table on the terminal; --json for machines
-// (docs/replay_json.md). A diverging replay exits non-zero only with --strict.
+// (docs/replay_json.md). Exit code 1 only on request (docs/exit_codes.md): --strict when the replay does not
+// reproduce the record (or there is no record to compare), --fail-on-oom when it stops at an unhandled OOM.
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -20,6 +21,7 @@
 #include "progress.hpp"
 #include "repository_root.hpp"
 #include "table.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 
@@ -41,6 +43,7 @@ struct ReplayCliOptions {
   std::vector<std::string> fallible_frames;
   bool min_capacity = false;
   bool strict = false;
+  bool fail_on_oom = false;
   bool quiet = false;
   std::string json_path;
   std::string html_path;
@@ -147,11 +150,12 @@ int run(const ReplayCliOptions& o) {
 
   ReplayOptions options;
   if (o.alloc_conf_set) options.alloc_conf = o.alloc_conf;
-  options.profile = &VersionProfile::by_name(o.torch);
-  if (!o.capacity.empty()) options.capacity = parse_bytes(o.capacity, "--capacity");
-  options.non_allocator_bytes = parse_bytes(o.context, "--context");
+  options.profile = from_command_line([&] { return &VersionProfile::by_name(o.torch); });
+  if (o.alloc_conf_set) from_command_line([&] { (void)AllocatorConfig::parse(o.alloc_conf, *options.profile); });
+  if (!o.capacity.empty()) options.capacity = from_command_line([&] { return parse_bytes(o.capacity, "--capacity"); });
+  options.non_allocator_bytes = from_command_line([&] { return parse_bytes(o.context, "--context"); });
   if (o.platform == "rocm") options.platform = Platform::kRocm;
-  else if (o.platform != "cuda") throw ConfigError("--platform must be cuda or rocm, got \"" + o.platform + "\"");
+  else if (o.platform != "cuda") throw UsageError("--platform must be cuda or rocm, got \"" + o.platform + "\"");
   Progress progress("replay", held ? held->events.size() : 0, o.quiet);
   options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
   const ReplayResult r = replay(*input, options);
@@ -251,8 +255,20 @@ int run(const ReplayCliOptions& o) {
     report::write_replay_report(r, summary, *assets, o.html_path, m);
     if (!o.quiet) std::cout << "wrote " << o.html_path << " (open it in a browser; it needs no network)\n";
   }
-  if (o.strict && (r.first_divergence || r.events_matched != r.events_total)) return kExitFailed;
-  return kExitOk;
+  int exit_code = kExitOk;
+  if (o.strict && r.events_total == 0) {
+    // Asked to gate on fidelity with nothing to compare: a gate never passes having checked nothing.
+    std::cout << "strict: FAILED: the trace records no allocator decisions to compare (--strict checked nothing)\n";
+    exit_code = kExitFailed;
+  } else if (o.strict && (r.first_divergence || r.events_matched != r.events_total)) {
+    std::cout << "strict: FAILED: the replay does not reproduce the record\n";
+    exit_code = kExitFailed;
+  }
+  if (o.fail_on_oom && r.unhandled_ooms > 0) {
+    std::cout << "fail-on-oom: FAILED: " << r.unhandled_ooms << " unhandled OOM" << (r.unhandled_ooms == 1 ? "" : "s") << "\n";
+    exit_code = kExitFailed;
+  }
+  return exit_code;
 }
 
 }  // namespace
@@ -274,7 +290,10 @@ void add_replay_command(CLI::App& app, int& exit_code) {
                   "tiled_decode or cudnn: their failure is a handled OOM (snapshots recorded with stacks; repeatable)")
       ->allow_extra_args(false);
   cmd->add_flag("--min-capacity", o->min_capacity, "search the smallest device that runs the trace");
-  cmd->add_flag("--strict", o->strict, "exit 1 when the simulation diverges from the record");
+  cmd->add_flag("--strict", o->strict,
+                "exit 1 unless every recorded allocator event is reproduced (also when the trace records none)");
+  cmd->add_flag("--fail-on-oom", o->fail_on_oom,
+                "exit 1 when the replay stops at an unhandled OOM (handled ones, --fallible-frame, do not count)");
   cmd->add_option("--json", o->json_path, "write the result as JSON (docs/replay_json.md)");
   cmd->add_option("--html", o->html_path, "write a self-contained HTML report with charts (docs/reports.md)");
   cmd->add_flag("--quiet,-q", o->quiet, "no progress line");

@@ -139,7 +139,7 @@ def main():
         with open(os.path.join(folder, n), "rb") as f:
             assert isinstance(pickle.load(f), dict), n
     check_snapshot(os.path.join(folder, next(n for n in names if POLICY in n)))
-    out = run(offsim, *common, "--policy", "invokeai", "--export-perfetto", path("one.json"), expect=2)
+    out = run(offsim, *common, "--policy", "invokeai", "--export-perfetto", path("one.json"), expect=64)
     assert "a file holds one run" in out, out
 
     # --html without the pinned JavaScript: a clear error naming the command, before anything runs.
