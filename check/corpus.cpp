@@ -68,15 +68,17 @@ std::vector<CorpusEntry> load_corpus(const std::filesystem::path& root) {
 }
 
 std::size_t CorpusResult::detected() const {
+  // Only a counterexample of the entry's property counts: a give-up or an error found nothing.
   return static_cast<std::size_t>(std::count_if(buggy_searches.begin(), buggy_searches.end(),
-                                                [](const PropertyCheckResult& r) { return !r.passed; }));
+                                                [](const PropertyCheckResult& r) { return r.violated(); }));
 }
 
 bool CorpusResult::ok() const {
-  const auto passed = [](const PropertyCheckResult& r) { return r.passed; };
-  return detected() == buggy_searches.size() && std::all_of(fixed_searches.begin(), fixed_searches.end(), passed) &&
-         std::none_of(buggy_replays.begin(), buggy_replays.end(), passed) &&
-         std::all_of(fixed_replays.begin(), fixed_replays.end(), passed);
+  const auto holds = [](const PropertyCheckResult& r) { return r.holds(); };
+  const auto violated = [](const PropertyCheckResult& r) { return r.violated(); };
+  return detected() == buggy_searches.size() && std::all_of(fixed_searches.begin(), fixed_searches.end(), holds) &&
+         std::all_of(buggy_replays.begin(), buggy_replays.end(), violated) &&
+         std::all_of(fixed_replays.begin(), fixed_replays.end(), holds);
 }
 
 std::vector<CorpusResult> run_corpus(const std::vector<CorpusEntry>& entries, const CorpusOptions& options) {

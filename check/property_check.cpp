@@ -96,6 +96,25 @@ PropertyId parse_property(std::string_view text) {
   throw ConfigError("unknown property \"" + std::string(text) + "\" (P1, P2, P3, P4 or P5)");
 }
 
+std::string_view to_string(CheckOutcome outcome) {
+  switch (outcome) {
+    case CheckOutcome::kHolds: return "holds";
+    case CheckOutcome::kViolated: return "violated";
+    case CheckOutcome::kGaveUp: return "gave-up";
+    case CheckOutcome::kError: return "error";
+    case CheckOutcome::kNotStarted: return "not-started";
+  }
+  return "?";
+}
+
+CheckOutcome parse_check_outcome(std::string_view text) {
+  for (CheckOutcome o : {CheckOutcome::kHolds, CheckOutcome::kViolated, CheckOutcome::kGaveUp, CheckOutcome::kError,
+                         CheckOutcome::kNotStarted}) {
+    if (to_string(o) == text) return o;
+  }
+  throw ConfigError("unknown check outcome \"" + std::string(text) + "\"");
+}
+
 std::vector<PropertyId> applicable_properties(const policies::PolicyInfo& info) {
   std::vector<PropertyId> out;
   if (!info.free_memory_formula.empty()) out.push_back(PropertyId::kP1);
@@ -201,12 +220,12 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
                                                  metadata, params, listener);
 
   if (outcome.template is<rc::detail::SuccessResult>()) {
-    result.passed = true;
+    result.outcome = CheckOutcome::kHolds;
     result.cases = outcome.template get<rc::detail::SuccessResult>().numSuccess;
     result.classes = classes;
   } else if (outcome.template is<rc::detail::FailureResult>()) {
     const auto& failure = outcome.template get<rc::detail::FailureResult>();
-    result.passed = false;
+    result.outcome = last_failure ? CheckOutcome::kViolated : CheckOutcome::kError;
     result.cases = failure.numSuccess + 1;
     result.classes = classes;
     if (last_failure) {
@@ -224,11 +243,13 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
       result.failure = failure.description;
     }
   } else if (outcome.template is<rc::detail::GaveUpResult>()) {
+    result.outcome = CheckOutcome::kGaveUp;
     result.failure = "gave up: " + outcome.template get<rc::detail::GaveUpResult>().description;
   } else if (outcome.template is<rc::detail::Error>()) {
+    result.outcome = CheckOutcome::kError;
     result.failure = "error: " + outcome.template get<rc::detail::Error>().description;
   }
-  if (result.passed) {
+  if (result.holds()) {
     for (const std::string& needed : required_classes(property)) {
       if (classes[needed] == 0) result.missing_classes.push_back(needed);
     }
@@ -265,7 +286,7 @@ PropertyCheckResult check_property_on(const std::string& policy, PropertyId prop
   for (const policies::Stage& stage : scenario.stages) feasible = feasible && policies::fits_alone(scenario, stage);
   const policies::PropertyResult& p = eval.properties.results[static_cast<std::size_t>(property)];
   const bool failed = violated(property, p, feasible, aspect);
-  result.passed = !failed;
+  result.outcome = failed ? CheckOutcome::kViolated : CheckOutcome::kHolds;
   if (failed) result.failure = p.detail + (eval.properties.diagnosis.empty() ? "" : " [" + eval.properties.diagnosis + "]");
   return result;
 }

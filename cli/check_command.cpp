@@ -65,7 +65,7 @@ void write_file(const std::string& path, const std::string& text) {
 
 nlohmann::json check_json(const PropertyCheckResult& c) {
   return {{"policy", c.policy}, {"property", to_string(c.property)}, {"seed", c.seed}, {"cases", c.cases},
-          {"passed", c.passed}, {"ok", c.ok()}, {"classes", c.classes}, {"missing_classes", c.missing_classes},
+          {"outcome", to_string(c.outcome)}, {"ok", c.ok()}, {"classes", c.classes}, {"missing_classes", c.missing_classes},
           {"failure", c.failure}, {"counterexample_case", c.counterexample_case},
           {"counterexample_file", c.counterexample_file}, {"replay", c.replay_command}, {"seconds", c.seconds}};
 }
@@ -76,7 +76,7 @@ PropertyCheckResult check_from_json(const nlohmann::json& j) {
   c.property = parse_property(j.at("property").get<std::string>());
   c.seed = j.at("seed").get<std::uint64_t>();
   c.cases = j.at("cases").get<int>();
-  c.passed = j.at("passed").get<bool>();
+  c.outcome = parse_check_outcome(j.at("outcome").get<std::string>());
   c.classes = j.at("classes").get<std::map<std::string, int>>();
   c.missing_classes = j.at("missing_classes").get<std::vector<std::string>>();
   c.failure = j.at("failure").get<std::string>();
@@ -92,7 +92,10 @@ void print_checks(const std::vector<PropertyCheckResult>& checks) {
   for (const PropertyCheckResult& c : checks) {
     std::string coverage;
     for (const auto& [name, n] : c.classes) coverage += name + ":" + std::to_string(n) + " ";
-    const char* verdict = c.ok() ? "pass" : (c.property == PropertyId::kP5 ? "over" : "FAIL");
+    const char* verdict = c.ok()                                ? "pass"
+                          : c.outcome == CheckOutcome::kNotStarted ? "NOT RUN"
+                          : c.blocks_gate()                      ? "FAIL"
+                                                                 : "over";
     table.add({c.policy, std::string(to_string(c.property)), std::to_string(c.seed), std::to_string(c.cases), verdict,
                coverage});
   }
@@ -100,7 +103,7 @@ void print_checks(const std::vector<PropertyCheckResult>& checks) {
   for (const PropertyCheckResult& c : checks) {
     if (c.ok()) continue;
     std::cout << "\n" << c.policy << " " << to_string(c.property) << " (seed " << c.seed << "): "
-              << (c.passed ? "not exercised: generated no case of class" : c.failure);
+              << (c.holds() ? "not exercised: generated no case of class" : c.failure);
     for (const std::string& m : c.missing_classes) std::cout << " " << m;
     std::cout << "\n";
     if (!c.counterexample_case.empty()) std::cout << "  shrunk case: " << c.counterexample_case;
@@ -116,12 +119,16 @@ int run_replay(const CheckOptions& o, const fs::path& root) {
   const PropertyId property = from_command_line([&] { return parse_property(o.properties[0]); });
   const PropertyCheckResult r = check_property_on(o.policies[0], property, scenario, o.aspect);
   std::cout << o.policies[0] << " " << o.properties[0] << " on " << o.replay << ": "
-            << (r.passed ? "holds" : "VIOLATED: " + r.failure) << "\n";
-  return r.passed ? kExitOk : kExitFailed;
+            << (r.holds() ? "holds" : "VIOLATED: " + r.failure) << "\n";
+  return r.holds() ? kExitOk : kExitFailed;
 }
 
 int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
   const std::vector<CorpusEntry> entries = load_corpus(root);
+  if (entries.empty()) {
+    std::cout << "corpus: FAILED: no entry in " << (root / "tests/corpus").string() << ": nothing was checked\n";
+    return kExitFailed;
+  }
   CorpusOptions options;
   options.seeds = seed_list(o);
   options.cases = o.cases;
@@ -133,10 +140,10 @@ int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
   std::vector<PropertyCheckResult> all;
   for (const CorpusResult& r : results) {
     std::size_t fixed_ok = 0;
-    for (const PropertyCheckResult& f : r.fixed_searches) fixed_ok += f.passed ? 1 : 0;
+    for (const PropertyCheckResult& f : r.fixed_searches) fixed_ok += f.holds() ? 1 : 0;
     std::size_t stored_ok = 0;
     for (std::size_t i = 0; i < r.buggy_replays.size(); ++i) {
-      stored_ok += (!r.buggy_replays[i].passed && r.fixed_replays[i].passed) ? 1 : 0;
+      stored_ok += (r.buggy_replays[i].violated() && r.fixed_replays[i].holds()) ? 1 : 0;
     }
     const std::string property =
         std::string(to_string(r.entry->property)) + (r.entry->aspect.empty() ? "" : "." + r.entry->aspect);
@@ -152,10 +159,10 @@ int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
     if (r.ok()) continue;
     std::cout << "\n" << r.entry->bug << " (" << r.entry->file << ") did not behave as expected:\n";
     for (const PropertyCheckResult& b : r.buggy_searches) {
-      if (b.passed) std::cout << "  buggy " << r.entry->buggy << " NOT detected from seed " << b.seed << "\n";
+      if (!b.violated()) std::cout << "  buggy " << r.entry->buggy << " NOT detected from seed " << b.seed << "\n";
     }
     for (const PropertyCheckResult& f : r.fixed_searches) {
-      if (!f.passed) std::cout << "  fixed " << r.entry->fixed << " fails: " << f.failure << "\n  replay: " << f.replay_command << "\n";
+      if (!f.holds()) std::cout << "  fixed " << r.entry->fixed << " fails: " << f.failure << "\n  replay: " << f.replay_command << "\n";
     }
   }
   if (!o.junit.empty()) write_file(o.junit, junit_xml(all, "offsim corpus"));
@@ -174,96 +181,167 @@ int run_decisions_mode(const CheckOptions& o, const fs::path& root) {
   return report.failed() ? kExitFailed : kExitOk;
 }
 
+GateOptions gate_options(const CheckOptions& o, const fs::path& root) {
+  GateOptions options;
+  for (const std::string& p : o.policies) {
+    for (std::string& id : from_command_line([&] { return policies::match_policies(p); })) {
+      options.policies.push_back(std::move(id));
+    }
+  }
+  for (const std::string& p : o.properties) options.properties.push_back(from_command_line([&] { return parse_property(p); }));
+  options.aspect = o.aspect;
+  options.seeds = seed_list(o);
+  options.cases = o.cases;
+  options.time_budget_seconds = o.time_budget;
+  options.root = root;
+  options.counterexample_dir = o.out;
+  options.scope.pipelines = o.pipelines;
+  options.scope.alloc_confs = o.alloc_confs;
+  options.scope.torch_versions = o.torch_versions;
+  for (const std::string& name : o.pipelines) {
+    const auto& all = pipeline_templates();
+    if (std::none_of(all.begin(), all.end(), [&](const PipelineTemplate& t) { return t.name == name; })) {
+      std::string known;
+      for (const PipelineTemplate& t : all) known += (known.empty() ? "" : ", ") + t.name;
+      throw UsageError("--pipeline " + name + ": unknown pipeline (known: " + known + ")");
+    }
+  }
+  for (const std::string& conf : o.alloc_confs) {
+    const auto& all = generated_alloc_confs();
+    if (std::find(all.begin(), all.end(), conf) == all.end()) {
+      std::string known;
+      for (const std::string& c : all) known += (known.empty() ? "\"" : ", \"") + c + "\"";
+      throw UsageError("--alloc-conf \"" + conf + "\": the generator does not draw it (it draws " + known + ")");
+    }
+  }
+  if (!o.shard.empty()) {
+    const auto slash = o.shard.find('/');
+    try {
+      options.shard_index = std::stoi(o.shard.substr(0, slash));
+      options.shard_count = std::stoi(o.shard.substr(slash + 1));
+    } catch (const std::exception&) {
+      throw UsageError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
+    }
+    if (slash == std::string::npos || options.shard_count < 1 || options.shard_index < 0 ||
+        options.shard_index >= options.shard_count) {
+      throw UsageError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
+    }
+  }
+  return options;
+}
+
+// The shard a gate result covers, so that --merge can tell whether every shard is there.
+struct ShardedResult {
+  GateResult gate;
+  int shard_index = 0;
+  int shard_count = 1;
+};
+
+ShardedResult read_shard(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw ParseError(file, 0, "cannot open the --json result of a shard");
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+    if (doc.value("format", "") != "offsim-check/2") {
+      throw ParseError(file, 0, "format must be offsim-check/2 (written by offsim check --json; rerun the shard)");
+    }
+    ShardedResult r;
+    for (const nlohmann::json& c : doc.at("checks")) r.gate.checks.push_back(check_from_json(c));
+    r.gate.units_selected = doc.at("units_selected").get<std::size_t>();
+    r.gate.units_total = doc.at("units_total").get<std::size_t>();
+    r.gate.units_skipped = doc.at("units_skipped").get<std::size_t>();
+    r.gate.simulations = doc.at("simulations").get<std::size_t>();
+    r.gate.seconds = doc.at("seconds").get<double>();
+    r.shard_index = doc.at("shard").at(0).get<int>();
+    r.shard_count = doc.at("shard").at(1).get<int>();
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    throw ParseError(file, 0, std::string("not a check result: ") + e.what());
+  }
+}
+
+// Joins the shards' results. A merge that lacks a shard, or holds one twice, has not checked the selection:
+// it fails the gate (the returned notes say why) rather than passing on part of the work.
+GateResult merge_shards(const std::vector<std::string>& files, std::vector<std::string>& problems) {
+  GateResult merged;
+  std::map<int, std::string> seen;
+  int count = 0;
+  for (const std::string& file : files) {
+    ShardedResult r = read_shard(file);
+    if (count == 0) {
+      count = r.shard_count;
+      merged.units_selected = r.gate.units_selected;
+    } else if (r.shard_count != count || r.gate.units_selected != merged.units_selected) {
+      problems.push_back(file + " is shard " + std::to_string(r.shard_index) + "/" + std::to_string(r.shard_count) +
+                         " of a selection of " + std::to_string(r.gate.units_selected) + " checks; " + files.front() +
+                         " is of " + std::to_string(count) + " shards and " + std::to_string(merged.units_selected) +
+                         " checks: not the same run");
+    }
+    if (!seen.emplace(r.shard_index, file).second) {
+      problems.push_back("shard " + std::to_string(r.shard_index) + " given twice (" + seen[r.shard_index] + ", " + file + ")");
+    }
+    merged.checks.insert(merged.checks.end(), r.gate.checks.begin(), r.gate.checks.end());
+    merged.units_total += r.gate.units_total;
+    merged.units_skipped += r.gate.units_skipped;
+    merged.simulations += r.gate.simulations;
+    merged.seconds += r.gate.seconds;
+  }
+  for (int i = 0; i < count; ++i) {
+    if (!seen.count(i)) problems.push_back("shard " + std::to_string(i) + "/" + std::to_string(count) + " is missing");
+  }
+  return merged;
+}
+
 int run(const CheckOptions& o) {
   const fs::path root = from_command_line([&] { return repository_root(o.root); });
   if (!o.decisions.empty()) return run_decisions_mode(o, root);
   if (!o.replay.empty()) return run_replay(o, root);
   if (o.corpus) return run_corpus_mode(o, root);
 
-  std::vector<PropertyCheckResult> checks;
-  std::size_t units_total = 0, units_skipped = 0, simulations = 0;
-  double seconds = 0;
+  GateResult gate;
+  std::vector<std::string> problems;  // why the gate did not check everything it was asked to
+  GateOptions options;
   if (!o.merge.empty()) {
-    for (const std::string& file : o.merge) {
-      std::ifstream in(file);
-      if (!in) throw ConfigError("--merge " + file + ": cannot open");
-      const nlohmann::json doc = nlohmann::json::parse(in);
-      for (const nlohmann::json& c : doc.at("checks")) checks.push_back(check_from_json(c));
-      units_total += doc.value("units_total", std::size_t{0});
-      units_skipped += doc.value("units_skipped", std::size_t{0});
-    }
+    gate = merge_shards(o.merge, problems);
   } else {
-    GateOptions options;
-    for (const std::string& p : o.policies) {
-      for (std::string& id : from_command_line([&] { return policies::match_policies(p); })) {
-        options.policies.push_back(std::move(id));
-      }
-    }
-    for (const std::string& p : o.properties) options.properties.push_back(from_command_line([&] { return parse_property(p); }));
-    options.aspect = o.aspect;
-    options.seeds = seed_list(o);
-    options.cases = o.cases;
-    options.time_budget_seconds = o.time_budget;
-    options.root = root;
-    options.counterexample_dir = o.out;
-    options.scope.pipelines = o.pipelines;
-    options.scope.alloc_confs = o.alloc_confs;
-    options.scope.torch_versions = o.torch_versions;
-    for (const std::string& name : o.pipelines) {
-      const auto& all = pipeline_templates();
-      if (std::none_of(all.begin(), all.end(), [&](const PipelineTemplate& t) { return t.name == name; })) {
-        std::string known;
-        for (const PipelineTemplate& t : all) known += (known.empty() ? "" : ", ") + t.name;
-        throw UsageError("--pipeline " + name + ": unknown pipeline (known: " + known + ")");
-      }
-    }
-    for (const std::string& conf : o.alloc_confs) {
-      const auto& all = generated_alloc_confs();
-      if (std::find(all.begin(), all.end(), conf) == all.end()) {
-        std::string known;
-        for (const std::string& c : all) known += (known.empty() ? "\"" : ", \"") + c + "\"";
-        throw UsageError("--alloc-conf \"" + conf + "\": the generator does not draw it (it draws " + known + ")");
-      }
-    }
-    if (!o.shard.empty()) {
-      const auto slash = o.shard.find('/');
-      try {
-        options.shard_index = std::stoi(o.shard.substr(0, slash));
-        options.shard_count = std::stoi(o.shard.substr(slash + 1));
-      } catch (const std::exception&) {
-        throw UsageError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
-      }
-      if (slash == std::string::npos || options.shard_count < 1 || options.shard_index < 0 ||
-          options.shard_index >= options.shard_count) {
-        throw UsageError("--shard must be I/N with 0 <= I < N, got \"" + o.shard + "\"");
-      }
-    }
+    options = gate_options(o, root);
     Progress progress("check", 0, o.quiet);
     options.progress = [&progress](std::size_t done, std::size_t) { progress.update(done); };
-    const GateResult gate = run_gate(options);
+    gate = run_gate(options);
     progress.finish();
-    checks = gate.checks;
-    units_total = gate.units_total;
-    units_skipped = gate.units_skipped;
-    simulations = gate.simulations;
-    seconds = gate.seconds;
+    if (gate.units_selected == 0) {
+      throw UsageError("nothing to check: none of the selected properties applies to the selected policies");
+    }
+    if (gate.units_total == 0) {
+      problems.push_back("shard " + o.shard + " holds none of the " + std::to_string(gate.units_selected) +
+                         " checks (shards count from 0; use fewer shards)");
+    }
   }
-  print_checks(checks);
+  print_checks(gate.checks);
   std::map<std::string, int> cases_per_property;
-  for (const PropertyCheckResult& c : checks) cases_per_property[std::string(to_string(c.property))] += c.cases;
+  for (const PropertyCheckResult& c : gate.checks) cases_per_property[std::string(to_string(c.property))] += c.cases;
   std::cout << "\ncases run per property:";
   for (const auto& [p, n] : cases_per_property) std::cout << " " << p << "=" << n;
-  std::cout << "  (" << simulations << " simulated runs, " << static_cast<int>(seconds) << " s)\n";
-  if (units_skipped > 0) {
-    std::cout << "time budget reached: " << units_skipped << " of " << units_total << " checks not started\n";
+  std::cout << "  (" << gate.simulations << " simulated runs, " << static_cast<int>(gate.seconds) << " s)\n";
+  if (gate.units_skipped > 0) {
+    problems.push_back("time budget reached: " + std::to_string(gate.units_skipped) + " of " +
+                       std::to_string(gate.units_total) + " checks not started (--time-budget)");
   }
-  bool failed = false;
-  for (const PropertyCheckResult& c : checks) failed = failed || (!c.ok() && c.property != PropertyId::kP5);
-  if (!o.junit.empty()) write_file(o.junit, junit_xml(checks, "offsim check"));
+  for (const std::string& p : problems) std::cout << "not checked: " << p << "\n";
+  const bool failed = gate.failed() || !problems.empty();
+  if (!o.junit.empty()) write_file(o.junit, junit_xml(gate.checks, "offsim check"));
   if (!o.json.empty()) {
-    nlohmann::json doc = {{"format", "offsim-check/1"}, {"units_total", units_total}, {"units_skipped", units_skipped},
+    nlohmann::json doc = {{"format", "offsim-check/2"},
+                          {"shard", {options.shard_index, options.shard_count}},
+                          {"units_selected", gate.units_selected},
+                          {"units_total", gate.units_total},
+                          {"units_skipped", gate.units_skipped},
+                          {"simulations", gate.simulations},
+                          {"seconds", gate.seconds},
+                          {"failed", failed},
                           {"checks", nlohmann::json::array()}};
-    for (const PropertyCheckResult& c : checks) doc["checks"].push_back(check_json(c));
+    for (const PropertyCheckResult& c : gate.checks) doc["checks"].push_back(check_json(c));
     write_file(o.json, doc.dump(1) + "\n");
   }
   std::cout << (failed ? "check: FAILED\n" : "check: passed\n");
@@ -303,10 +381,13 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--time-budget", o->time_budget,
                   "Seconds (> 0) after which no new check starts; checks not started fail the gate")
       ->check(positive_seconds());
-  cmd->add_option("--shard", o->shard, "Run shard I of N (I/N)");
+  cmd->add_option("--shard", o->shard,
+                  "Run shard I of N (I/N; I counts from 0: a job split in two runs 0/2 and 1/2); join with --merge");
   cmd->add_option("--junit", o->junit, "Write JUnit XML here");
   cmd->add_option("--json", o->json, "Write results as JSON (mergeable with --merge)");
-  cmd->add_option("--merge", o->merge, "Merge the --json results of shards instead of running")->check(CLI::ExistingFile);
+  cmd->add_option("--merge", o->merge,
+                  "Merge the --json results of every shard instead of running (a missing or repeated shard fails)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--pipeline", o->pipelines, "Draw only from these pipelines (repeatable; default: all but the opt-in sd15 and sdxl)");
   cmd->add_option("--alloc-conf", o->alloc_confs, "Draw only these allocator settings (repeatable; \"\" = default)");
   cmd->add_option("--torch", o->torch_versions, "Draw only these PyTorch version profiles (repeatable: 2.9, 2.11)")

@@ -498,8 +498,14 @@ DecisionLog read_decision_log(const std::filesystem::path& path) {
   return parse_decision_log(in, path.string());
 }
 
+bool DecisionLogReport::checked_nothing() const {
+  return decisions == 0 ||
+         std::all_of(results.begin(), results.end(), [](const DecisionLogProperty& p) { return p.checked == 0; });
+}
+
 bool DecisionLogReport::failed() const {
-  return std::any_of(results.begin(), results.end(), [](const DecisionLogProperty& p) { return p.verdict == Verdict::kFail; });
+  return checked_nothing() ||
+         std::any_of(results.begin(), results.end(), [](const DecisionLogProperty& p) { return p.verdict == Verdict::kFail; });
 }
 
 namespace {
@@ -857,7 +863,12 @@ std::string format_report(const DecisionLogReport& r) {
     out << "\n";
   }
   if (!r.diagnosis.empty()) out << "  diagnosis: " << r.diagnosis << "\n";
-  out << (r.failed() ? "decisions: FAILED\n" : "decisions: passed\n");
+  if (r.checked_nothing()) {
+    out << "decisions: FAILED: nothing was checked (" << r.decisions
+        << " decisions logged; a log holding only its header is what a hook that patched nothing leaves)\n";
+  } else {
+    out << (r.failed() ? "decisions: FAILED\n" : "decisions: passed\n");
+  }
   return out.str();
 }
 

@@ -56,6 +56,26 @@ def main(offsim, source, work):
         out = run("check", *args, expect=64)
         assert "offsim check: usage error" in out, (args, out)
 
+    # The gate never passes having checked nothing: checks not started (time budget), an empty shard, a
+    # merge that lacks a shard or repeats one all exit 1; a selection with nothing to check is a usage error.
+    out = run("check", "-q", "-p", "lightx2v@c177fd82", "--property", "P3", "--time-budget", "0.000001", expect=1)
+    assert "NOT RUN" in out and "1 of 1 checks not started" in out, out
+    out = run("check", "-q", "-p", "lightx2v@c177fd82", "--property", "P1", expect=64)
+    assert "nothing to check" in out, out
+    gate = ["check", "-q", "-p", "invokeai@a6724695", "-p", "comfyui@a125cd84+vae-033046cc", "--property", "P1",
+            "--cases", "20", "--out", "found"]
+    run(*gate, "--shard", "0/2", "--json", "s0.json", expect=0)
+    run(*gate, "--shard", "1/2", "--json", "s1.json", expect=0)
+    out = run(*gate, "--shard", "5/10", expect=1)
+    assert "shard 5/10 holds none of the 2 checks" in out, out
+    out = run("check", "--merge", "s0.json", "--merge", "s1.json", expect=0)
+    assert "P1=40" in out, out
+    out = run("check", "--merge", "s1.json", expect=1)
+    assert "shard 0/2 is missing" in out, out
+    out = run("check", "--merge", "s0.json", "--merge", "s0.json", expect=1)
+    assert "shard 0 given twice" in out and "shard 1/2 is missing" in out, out
+    run("check", "--merge", bad_json, expect=2)
+
     # eval: reports (0) unless --strict, which fails on a FAIL verdict (the pre-fix InvokeAI OOMs).
     common = ["eval", "-q", "-s", SEED_SCENARIO, "--no-min-capacity"]
     run(*common, "-p", "invokeai@fda7c42b", expect=0)

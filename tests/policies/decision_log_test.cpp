@@ -483,7 +483,20 @@ TEST(DecisionLogCheck, PropertiesALogCannotDecideSayWhy) {
     EXPECT_EQ(p.verdict, Verdict::kNotApplicable) << p.id;
     EXPECT_EQ(p.detail.rfind("n/a: ", 0), 0u) << p.id << ": " << p.detail;
   }
-  EXPECT_FALSE(r.failed());
+}
+
+// A log holding only its header line is what a test leaves when the hook patched nothing: a gate that
+// passed on it would pass having checked nothing.
+TEST(DecisionLogCheck, AHeaderOnlyLogFailsBecauseNothingWasChecked) {
+  const DecisionLogReport r = check({header()});
+  EXPECT_TRUE(r.checked_nothing());
+  EXPECT_TRUE(r.failed());
+  EXPECT_NE(format_report(r).find("decisions: FAILED: nothing was checked (0 decisions logged"), std::string::npos)
+      << format_report(r);
+  // One decision that P1 judges is enough to have checked something.
+  const DecisionLogReport one = check({header(), decision(0, 3 * GiB, 4 * static_cast<std::int64_t>(GiB))});
+  EXPECT_FALSE(one.checked_nothing()) << format_report(one);
+  EXPECT_FALSE(one.failed()) << format_report(one);
 }
 
 // ---------------------------------------------------------------- committed logs of the seed bug

@@ -29,11 +29,13 @@ struct GateOptions {
 
 struct GateResult {
   std::vector<PropertyCheckResult> checks;
-  std::size_t units_total = 0;    // (policy, property, seed) units in this shard
-  std::size_t units_skipped = 0;  // not started because the time budget ran out
+  std::size_t units_selected = 0;  // (policy, property, seed) units of the whole selection, every shard
+  std::size_t units_total = 0;     // of those, the units in this shard
+  std::size_t units_skipped = 0;   // not started because the time budget ran out
   double seconds = 0;
   std::size_t simulations = 0;
-  /// A blocking failure: P1-P4 violated or a property not exercised (missing coverage class).
+  /// A blocking failure: P1-P4 violated, a property not exercised (missing coverage class), a check not
+  /// started (time budget), or nothing to check in this shard: a gate never passes having checked nothing.
   /// P5 (over-estimate) is reported only.
   bool failed() const;
 };

@@ -62,12 +62,18 @@ struct PropertyCheckOptions {
   std::filesystem::path counterexample_dir;  // empty: keep the counterexample in memory only
 };
 
+/// How a check ended. Only kHolds and kViolated say anything about the policy: a give-up (RapidCheck found
+/// too few cases it could use), an error or a check never started checked nothing.
+enum class CheckOutcome { kHolds, kViolated, kGaveUp, kError, kNotStarted };
+std::string_view to_string(CheckOutcome outcome);
+CheckOutcome parse_check_outcome(std::string_view text);  // throws ConfigError
+
 struct PropertyCheckResult {
   std::string policy;
   PropertyId property = PropertyId::kP1;
   std::uint64_t seed = 0;
   int cases = 0;  // cases that ran (successes before any failure)
-  bool passed = false;
+  CheckOutcome outcome = CheckOutcome::kNotStarted;
   std::map<std::string, int> classes;           // coverage class -> cases
   std::vector<std::string> missing_classes;     // required classes with no case: a coverage failure
   std::string failure;                          // the violated property's detail, shrunk
@@ -76,7 +82,13 @@ struct PropertyCheckResult {
   std::string counterexample_file;
   std::string replay_command;
   double seconds = 0;
-  bool ok() const { return passed && missing_classes.empty(); }
+  bool holds() const { return outcome == CheckOutcome::kHolds; }
+  /// A case that breaks the property (in a search: the shrunk counterexample), not a give-up or an error.
+  bool violated() const { return outcome == CheckOutcome::kViolated; }
+  /// Held on cases of every coverage class it needs.
+  bool ok() const { return holds() && missing_classes.empty(); }
+  /// Fails a gate: anything but ok(), except a P5 violation (over-estimates are reported, never failed).
+  bool blocks_gate() const { return !ok() && !(property == PropertyId::kP5 && violated()); }
 };
 
 PropertyCheckResult check_property(const std::string& policy, PropertyId property, const PropertyCheckOptions& options,

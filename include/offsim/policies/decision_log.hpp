@@ -165,6 +165,10 @@ struct DecisionLogReport {
   std::array<DecisionLogProperty, 5> results;
   std::vector<StageTruePeak> true_peaks;
   std::string diagnosis;  // P3 diagnosis of the first unhandled OOM
+  /// No property was checked on anything: e.g. a log holding only its header line, which is what a test
+  /// leaves when the hook patched nothing. A gate must not pass on it.
+  bool checked_nothing() const;
+  /// A property FAILs, or nothing was checked.
   bool failed() const;
 };
 
