@@ -20,7 +20,7 @@ void add_replay_command(CLI::App& app, int& exit_code);
 // `offsim check` (check_command.cpp).
 void add_check_command(CLI::App& app, int& exit_code);
 
-// `offsim record` (record_command.cpp; only defined when built with libtorch, OFFSIM_HAVE_TORCH).
+// `offsim record` (record_command.cpp): runs offsim-record (cli/record/, built only with libtorch).
 void add_record_command(CLI::App& app, int& exit_code);
 
 // `offsim estimate` (estimate_command.cpp).

@@ -18,11 +18,18 @@ class Progress {
     total_ = total;
     update(done);
   }
+  /// The same, naming what runs now (a module, an entry): shown after the ETA, cut to fit a line.
+  void update(std::size_t done, std::size_t total, const std::string& detail) {
+    detail_ = detail;
+    update(done, total);
+  }
   void finish();
 
  private:
   std::string what_;
+  std::string detail_;
   std::size_t total_;
+  int width_ = 0;  // characters of the line shown, to clear it
   bool enabled_;
   bool shown_ = false;
   std::chrono::steady_clock::time_point start_;

@@ -155,11 +155,18 @@ void AllocationRecorder::on_free(void* ptr) {
   live_.erase(it);
 }
 
+void AllocationRecorder::set_module_observer(std::function<void(const std::string& module)> observer) {
+  std::lock_guard lock(mutex_);
+  module_observer_ = std::move(observer);
+}
+
 ModuleScope::ModuleScope(const std::string& name) {
   AllocationRecorder& recorder = AllocationRecorder::instance();
   if (!recorder.recording()) return;
   id_ = recorder.open_scope(name, std::nullopt);
   active_ = id_ != kRootScope;
+  // Scopes open on the forward's thread only (see the header), the thread that sets the observer.
+  if (active_ && recorder.module_observer_) recorder.module_observer_(name);
 }
 
 ModuleScope::~ModuleScope() {

@@ -1,13 +1,16 @@
 #include "offsim/real/record_vae.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <sstream>
+#include <unordered_set>
 
 #include <torch/torch.h>
 #include <torch/version.h>
 
 #include "offsim/real/allocation_recorder.hpp"
+#include "offsim/real/scoped_module.hpp"
 #include "offsim/real/vae_module.hpp"
 #include "offsim/sim/errors.hpp"
 
@@ -32,6 +35,48 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
+
+/// The scope paths of the modules an `op` runs: every scoped module of its half of the model (diffusers'
+/// encoder / quant_conv for an encode, post_quant_conv / decoder for a decode).
+std::unordered_set<std::string> modules_of_op(torch::nn::Module& vae, VaeOp op) {
+  const std::vector<std::string> roots = op == VaeOp::kDecode ? std::vector<std::string>{"decoder", "post_quant_conv"}
+                                                              : std::vector<std::string>{"encoder", "quant_conv"};
+  std::unordered_set<std::string> out;
+  for (const std::shared_ptr<torch::nn::Module>& module : vae.modules(/*include_self=*/false)) {
+    const auto* scoped = dynamic_cast<const ScopedModule*>(module.get());
+    if (scoped == nullptr) continue;
+    const std::string& path = scoped->scope_path();
+    for (const std::string& root : roots) {
+      if (path.compare(0, root.size(), root) == 0 && (path.size() == root.size() || path[root.size()] == '.')) {
+        out.insert(path);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/// Installs request.on_module as the recorder's module observer for the scope of one forward pass; it
+/// hears of the op's modules only (not the pipeline's own scopes such as "vae.decode").
+class ModuleProgress {
+ public:
+  ModuleProgress(AllocationRecorder& recorder, const RecordRequest& request, std::unordered_set<std::string> modules)
+      : recorder_(recorder) {
+    if (!request.on_module) return;
+    recorder_.set_module_observer([callback = request.on_module, modules = std::move(modules),
+                                   done = std::size_t{0}](const std::string& module) mutable {
+      if (!modules.contains(module)) return;
+      ++done;
+      callback(done, std::max(done, modules.size()), module);
+    });
+  }
+  ~ModuleProgress() { recorder_.set_module_observer({}); }
+  ModuleProgress(const ModuleProgress&) = delete;
+  ModuleProgress& operator=(const ModuleProgress&) = delete;
+
+ private:
+  AllocationRecorder& recorder_;
+};
 
 }  // namespace
 
@@ -82,6 +127,7 @@ RecordResult record_vae(const RecordRequest& request) {
 
   const auto forward_start = std::chrono::steady_clock::now();
   torch::Tensor output;
+  const ModuleProgress progress(recorder, request, modules_of_op(*vae, request.op));
   recorder.start();
   try {
     output = decode ? vae->decode(input) : vae->encode(input);

@@ -34,7 +34,8 @@ def main(offsim, source, work):
         return name
 
     bad_json = write("bad.json", '{"format": ')
-    has_record = "record" in run("--help", expect=0)
+    # `offsim record` runs offsim-record from offsim's folder; it is built only with libtorch.
+    has_record = os.path.exists(os.path.join(os.path.dirname(os.path.abspath(offsim)), "offsim-record"))
 
     # The top level: no command, an unknown one (named), --version.
     out = run(expect=64)
@@ -125,6 +126,14 @@ def main(offsim, source, work):
             expect=64)
         run("record", "--model", "sd15-vae", "--op", "encode", "--size", "64", "--dtype", "fp32", "-o", "x.otrace",
             expect=64)
+        run("record", "--model", "sd15-vae", "--op", "encode", "--size", "64x64", "--dtype", "fp32", "-o", "x.csv",
+            expect=64)
+        run("record", "--model", "sd15-vae", "--op", "encode", "--size", "64x64", "--dtype", "fp32",
+            "-o", "/nonexistent/x.otrace", expect=2)
+        run("record", "--bogus", expect=64)
+    else:
+        out = run("record", "--model", "sd15-vae", expect=2)
+        assert "offsim-record is missing" in out, out
 
     print("exit codes: every command exits as docs/exit_codes.md says")
     return 0

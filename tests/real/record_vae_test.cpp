@@ -2,6 +2,7 @@
 // decode, and the trace surviving offsim's trace format.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -42,6 +43,32 @@ TEST(RecordRequest, RejectsWhatCannotRun) {
                  r.switches.attention = AttentionImpl::kLegacyFp32Softmax;
                })),
                ConfigError);
+}
+
+// `offsim record` shows progress from on_module: every module of the decoder, in forward order, against
+// a total that the count never passes (an image runs each module once).
+TEST(RecordVae, ReportsEachModuleOfTheOpAsTheForwardEntersIt) {
+  RecordRequest request = small_sd_decode();
+  std::vector<std::string> modules;
+  std::size_t last_done = 0;
+  std::size_t total = 0;
+  request.on_module = [&](std::size_t done, std::size_t modules_total, const std::string& module) {
+    EXPECT_EQ(done, last_done + 1);
+    EXPECT_LE(done, modules_total);
+    last_done = done;
+    total = modules_total;
+    modules.push_back(module);
+  };
+  (void)record_vae(request);
+  ASSERT_FALSE(modules.empty());
+  EXPECT_EQ(modules.size(), total);  // the decoder's modules, each once
+  EXPECT_EQ(modules.front().rfind("decoder", 0), 0u) << modules.front();
+  EXPECT_NE(std::find(modules.begin(), modules.end(), "decoder.up_blocks.3"), modules.end());
+  for (const std::string& m : modules) EXPECT_EQ(m.find("encoder"), std::string::npos) << m;
+  // The observer is removed with the recording: a later run without one reports nothing to the old one.
+  const std::size_t seen = modules.size();
+  (void)record_vae(small_sd_decode());
+  EXPECT_EQ(modules.size(), seen);
 }
 
 TEST(RecordVae, Sd15DecodeWithColumnBuffersRoundTripsThroughTheTraceFormat) {

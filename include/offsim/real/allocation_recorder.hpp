@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -32,6 +33,11 @@ class AllocationRecorder {
   /// were left open or closed out of order.
   Recording stop();
   bool recording() const noexcept { return recording_.load(std::memory_order_relaxed); }
+
+  /// Called with a module's scope path each time a ModuleScope opens during a recording (from the thread
+  /// running the forward, outside the recorder's lock): how `offsim record` shows its progress. Empty
+  /// function: none.
+  void set_module_observer(std::function<void(const std::string& module)> observer);
 
   /// Scope markers (used through ModuleScope / KernelScope). No-ops returning kRootScope when not recording.
   std::uint32_t open_scope(std::string name, std::optional<KernelCall> kernel);
@@ -56,6 +62,9 @@ class AllocationRecorder {
   std::unordered_map<std::uintptr_t, Live> live_;
   std::chrono::steady_clock::time_point start_time_{};
   std::string error_;
+  std::function<void(const std::string&)> module_observer_;
+
+  friend class ModuleScope;
 };
 
 /// Marks a module call, e.g. `ModuleScope scope(scope_path());` at the top of a forward.

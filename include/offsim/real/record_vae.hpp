@@ -3,7 +3,9 @@
 // interface, so the command line does not compile libtorch headers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,10 @@ struct RecordRequest {
   int threads = 1;          // libtorch intra-op threads (at::set_num_threads)
   std::uint64_t seed = 0;   // weights and inputs
   std::string command;      // recorded in the provenance
+  /// Called as the forward pass enters each module (scope path, e.g. "decoder.up_blocks.2"): modules
+  /// entered so far and the modules of the op's half of the model (encoder or decoder), which each run
+  /// once for an image; a larger count raises the total. Empty: no progress reported.
+  std::function<void(std::size_t modules_done, std::size_t modules_total, const std::string& module)> on_module;
 };
 
 /// Throws offsim::ConfigError naming the field when the request cannot run: sizes not positive multiples
