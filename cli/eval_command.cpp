@@ -35,25 +35,83 @@ struct EvalOptions {
   bool strict = false;
 };
 
+// Scenario files of the suites: a file as given, a folder searched with its subfolders for *.json (in
+// path order, hidden folders skipped). When none is found, the message says where it looked.
 std::vector<fs::path> scenario_files(const std::vector<std::string>& suites, const fs::path& root) {
   std::vector<fs::path> files;
+  std::vector<std::string> searched;
   for (const std::string& s : suites) {
     fs::path p = fs::path(s).is_absolute() || fs::exists(s) ? fs::path(s) : root / s;
     if (fs::is_directory(p)) {
       std::vector<fs::path> found;
-      for (const auto& entry : fs::directory_iterator(p)) {
-        if (entry.path().extension() == ".json") found.push_back(entry.path());
+      for (auto it = fs::recursive_directory_iterator(p); it != fs::recursive_directory_iterator(); ++it) {
+        const std::string name = it->path().filename().string();
+        if (it->is_directory() && name.starts_with(".")) {
+          it.disable_recursion_pending();
+        } else if (it->is_regular_file() && it->path().extension() == ".json") {
+          found.push_back(it->path());
+        }
       }
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
+      searched.push_back(p.string());
     } else if (fs::is_regular_file(p)) {
       files.push_back(p);
     } else {
       throw ConfigError("--suite " + s + ": no such scenario file or folder");
     }
   }
-  if (files.empty()) throw ConfigError("no scenarios found in the selected suite");
+  if (files.empty()) {
+    std::string where;
+    for (const std::string& s : searched) where += (where.empty() ? "" : ", ") + s;
+    throw ConfigError("no scenarios found: no *.json file in " + where + " or any folder below it");
+  }
   return files;
+}
+
+// Why cells of the table read n/a: each not-applicable run with its reason, then each property's n/a
+// reasons with how many runs gave them (the JSON holds the same, per run).
+void print_not_applicable(const std::vector<EvalResult>& results, std::ostream& out) {
+  std::vector<const EvalResult*> rows;
+  std::vector<std::pair<std::string, std::string>> reasons;  // (property, detail), first-seen order
+  std::vector<std::size_t> counts;
+  for (const EvalResult& r : results) {
+    if (r.run.failure.rfind("not applicable", 0) == 0) {
+      rows.push_back(&r);
+      continue;
+    }
+    for (const PropertyResult& p : r.properties.results) {
+      if (p.verdict != Verdict::kNotApplicable) continue;
+      const std::pair<std::string, std::string> key{p.id, p.detail.empty() ? "no reason recorded" : p.detail};
+      const auto it = std::find(reasons.begin(), reasons.end(), key);
+      if (it == reasons.end()) {
+        reasons.push_back(key);
+        counts.push_back(1);
+      } else {
+        ++counts[static_cast<std::size_t>(it - reasons.begin())];
+      }
+    }
+  }
+  if (!rows.empty()) {
+    out << "\nn/a runs (the policy cannot run the scenario as written):\n";
+    for (const EvalResult* r : rows) {
+      const std::string reason = r->run.failure.substr(std::string_view("not applicable: ").size());
+      out << "  " << r->run.scenario << " x " << r->run.policy.id << ": " << reason << "\n";
+    }
+  }
+  if (!reasons.empty()) {
+    // Sorted by property; within one, the most frequent reason first.
+    std::vector<std::size_t> order(reasons.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return reasons[a].first != reasons[b].first ? reasons[a].first < reasons[b].first : counts[a] > counts[b];
+    });
+    out << "\nn/a verdicts (nothing for the property to judge):\n";
+    for (std::size_t i : order) {
+      out << "  " << reasons[i].first << ", " << counts[i] << (counts[i] == 1 ? " run: " : " runs: ") << reasons[i].second
+          << "\n";
+    }
+  }
 }
 
 int run(const EvalOptions& o) {
@@ -130,6 +188,7 @@ int run(const EvalOptions& o) {
       if (p.verdict == Verdict::kFail) std::cout << "  " << p.id << " " << p.detail << "\n";
     }
   }
+  print_not_applicable(results, std::cout);
   std::cout << "\nP1 stop=satisfied => F_P >= E + W_load   P2 E >= T_cold   P3 no unhandled OOM   "
                "P4 offloaded means offloaded, k calls fit where 1 fits   P5 E <= 1.5 T_cold (reported)\n"
                "T comes from each stage's working-memory trace; its provenance is in the JSON (--json).\n";
@@ -160,7 +219,9 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   auto options = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand("eval", "Run policies over a suite of scenarios on the simulator and judge P1-P5");
   cmd->add_option("--policy,-p", options->policies, "Policy id or family (repeatable; default: all)");
-  cmd->add_option("--suite,-s", options->suites, "Scenario file or folder (repeatable; default: scenarios/default)");
+  cmd->add_option("--suite,-s", options->suites,
+                  "Scenario file, or folder searched with its subfolders for *.json (repeatable; default: "
+                  "scenarios/default)");
   cmd->add_option("--json", options->json_path, "Write the results as JSON (schema docs/eval_json.md)");
   cmd->add_option("--html", options->exports.html, "Write a self-contained HTML report with charts (docs/reports.md)");
   cmd->add_option("--export-snapshot", options->exports.snapshot,

@@ -277,6 +277,16 @@ PropertyReport check_properties(const Scenario& scenario, const RunRecord& run, 
     p1.detail = has_free_memory ? "no decision stopped as satisfied" : "schedule-based policy: no free-memory function";
   }
   if (p2.verdict == Verdict::kNotApplicable && p2.detail.empty()) p2.detail = "no estimate with a working-memory trace";
+  // P5 reads what P2 reads: n/a for the same reason.
+  if (p5.verdict == Verdict::kNotApplicable && p5.detail.empty() && p2.verdict == Verdict::kNotApplicable) {
+    p5.detail = p2.detail;
+  }
+  if (p4.verdict == Verdict::kNotApplicable && p4.detail.empty()) {
+    // Residency is judged after a completed call, capacity by reruns (several calls, search on).
+    p4.detail = std::string("no call completed (P3 says where it stopped), and ") +
+                (scenario.calls > 1 ? "the minimum-capacity search is off (eval --no-min-capacity)"
+                                    : "one call leaves no capacity to compare");
+  }
   return report;
 }
 
