@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "commands.hpp"
+#include "estimator_override_option.hpp"
 #include "offsim/check/corpus.hpp"
 #include "offsim/check/gate.hpp"
 #include "offsim/check/junit_report.hpp"
@@ -49,6 +50,7 @@ struct CheckOptions {
   bool corpus = false;
   bool quiet = false;
   std::string decisions;  // --decisions LOG (decision-log mode)
+  std::vector<std::string> estimator_overrides;  // --estimator-override FILE
 };
 
 std::vector<std::uint64_t> seed_list(const CheckOptions& o) {
@@ -295,6 +297,7 @@ GateResult merge_shards(const std::vector<std::string>& files, std::vector<std::
 
 int run(const CheckOptions& o) {
   const fs::path root = from_command_line([&] { return repository_root(o.root); });
+  const auto overrides = install_estimator_overrides(o.estimator_overrides, std::cout);
   if (!o.decisions.empty()) return run_decisions_mode(o, root);
   if (!o.replay.empty()) return run_replay(o, root);
   if (o.corpus) return run_corpus_mode(o, root);
@@ -401,6 +404,7 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--decisions", o->decisions,
                   "Check P1-P5 on a decision log written by python/offsim_decisions (docs/decision_log.md)")
       ->check(CLI::ExistingFile);
+  add_estimator_override_option(cmd, o->estimator_overrides);
   cmd->callback([o, &exit_code] { exit_code = run(*o); });
 }
 

@@ -29,4 +29,7 @@ void add_estimate_command(CLI::App& app, int& exit_code);
 // `offsim convert` (convert_command.cpp).
 void add_convert_command(CLI::App& app, int& exit_code);
 
+// `offsim calibrate` (calibrate_command.cpp).
+void add_calibrate_command(CLI::App& app, int& exit_code);
+
 }  // namespace offsim::cli

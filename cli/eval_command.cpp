@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "estimator_override_option.hpp"
 #include "eval_exports.hpp"
 #include "offsim/policies/eval_result.hpp"
 #include "offsim/policies/policy_registry.hpp"
@@ -33,6 +34,7 @@ struct EvalOptions {
   bool quiet = false;
   bool no_min_capacity = false;
   bool strict = false;
+  std::vector<std::string> estimator_overrides;  // --estimator-override FILE
 };
 
 // Scenario files of the suites: a file as given, a folder searched with its subfolders for *.json (in
@@ -116,6 +118,7 @@ void print_not_applicable(const std::vector<EvalResult>& results, std::ostream& 
 
 int run(const EvalOptions& o) {
   const fs::path root = from_command_line([&] { return repository_root(o.root); });
+  const auto overrides = install_estimator_overrides(o.estimator_overrides, std::cout);
   EvalExportOptions export_options = o.exports;
   export_options.quiet = o.quiet;
   const EvalExports exports(export_options, root);
@@ -233,6 +236,7 @@ void add_eval_command(CLI::App& app, int& exit_code) {
   cmd->add_flag("--no-min-capacity", options->no_min_capacity, "Skip P4's minimum-capacity search");
   cmd->add_flag("--strict", options->strict,
                 "Exit 1 when any P1-P4 verdict is FAIL (an unhandled OOM fails P3); P5 is reported, never failed");
+  add_estimator_override_option(cmd, options->estimator_overrides);
   cmd->callback([options, &exit_code] {
     if (options->suites.empty()) options->suites.push_back("scenarios/default");
     exit_code = run(*options);

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   offsim::cli::add_check_command(app, exit_code);
   offsim::cli::add_convert_command(app, exit_code);
   offsim::cli::add_estimate_command(app, exit_code);
+  offsim::cli::add_calibrate_command(app, exit_code);
   offsim::cli::add_record_command(app, exit_code);
   if (reject_unknown_command(app, argc, argv)) return offsim::cli::kExitUsage;
 

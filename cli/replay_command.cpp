@@ -109,6 +109,7 @@ json result_json(const TraceMetadata& metadata, const ReplayResult& r, const std
           {"peak_reserved_bytes", r.peak_reserved},
           {"peak_allocated_bytes", r.peak_allocated},
           {"final_reserved_bytes", r.final_reserved},
+          {"start_reserved_bytes", r.start_reserved},
           {"completed", r.completed},
           {"oom_events", ooms},
           {"unhandled_ooms", r.unhandled_ooms},

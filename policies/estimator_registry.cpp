@@ -8,6 +8,7 @@
 #include "offsim/policies/comfyui_model_memory.hpp"
 #include "offsim/policies/comfyui_vae_estimators.hpp"
 #include "offsim/policies/estimator.hpp"
+#include "offsim/policies/estimator_override.hpp"
 #include "offsim/policies/invokeai_pid_estimator.hpp"
 #include "offsim/policies/invokeai_vae_estimators.hpp"
 #include "offsim/sim/errors.hpp"
@@ -370,11 +371,24 @@ std::vector<Estimator> build() {
   return out;
 }
 
+std::vector<Estimator>& registry() {
+  static std::vector<Estimator> estimators = build();
+  return estimators;
+}
+
 }  // namespace
 
-std::span<const Estimator> all_estimators() {
-  static const std::vector<Estimator> registry = build();
-  return registry;
+std::span<const Estimator> all_estimators() { return registry(); }
+
+Estimator replace_estimator(Estimator replacement) {
+  for (Estimator& e : registry()) {
+    if (e.id == replacement.id) {
+      std::swap(e, replacement);
+      return replacement;
+    }
+  }
+  (void)find_estimator(replacement.id);  // throws, listing the known ids
+  throw ConfigError("unknown estimator " + replacement.id);
 }
 
 const Estimator& find_estimator(std::string_view id) {

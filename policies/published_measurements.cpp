@@ -19,6 +19,11 @@ std::uint64_t on_grid(double gib) {
   return static_cast<std::uint64_t>(std::llround(gib * static_cast<double>(GiB) / static_cast<double>(kGrid))) * kGrid;
 }
 
+// A published figure in `unit` (GiB or MiB) as bytes, rounded to the nearest byte.
+std::uint64_t as_bytes(double value, std::uint64_t unit) {
+  return static_cast<std::uint64_t>(std::llround(value * static_cast<double>(unit)));
+}
+
 json read(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw ParseError(path.string(), 0, "cannot open published measurements");
@@ -41,8 +46,12 @@ DType parse_published_dtype(const std::string& text) {
 }  // namespace
 
 std::vector<PublishedPoint> load_published_points(const std::filesystem::path& root) {
+  return load_published_points_in(root / "traces/published");
+}
+
+std::vector<PublishedPoint> load_published_points_in(const std::filesystem::path& folder) {
   std::vector<PublishedPoint> out;
-  const std::filesystem::path calibration = root / "traces/published/qwen_image_vae_calibration.json";
+  const std::filesystem::path calibration = folder / "qwen_image_vae_calibration.json";
   const json doc = read(calibration);
   for (const json& grid : doc.at("grids")) {
     const std::string id = grid.at("id").get<std::string>();
@@ -58,8 +67,10 @@ std::vector<PublishedPoint> load_published_points(const std::filesystem::path& r
       point.dtype = parse_published_dtype(p.value("dtype", grid.value("dtype", "float16")));
       if (p.contains("peak_reserved_growth_gib") && p["peak_reserved_growth_gib"].is_number()) {
         point.peak_reserved = on_grid(p["peak_reserved_growth_gib"].get<double>());
+        point.peak_reserved_as_published = as_bytes(p["peak_reserved_growth_gib"].get<double>(), GiB);
       } else if (p.contains("peak_reserved_growth_bytes_derived") && p["peak_reserved_growth_bytes_derived"].is_number()) {
-        point.peak_reserved = (p["peak_reserved_growth_bytes_derived"].get<std::uint64_t>() + kGrid - 1) / kGrid * kGrid;
+        point.peak_reserved_as_published = p["peak_reserved_growth_bytes_derived"].get<std::uint64_t>();
+        point.peak_reserved = (point.peak_reserved_as_published + kGrid - 1) / kGrid * kGrid;
         point.derived = true;
       } else {
         continue;
@@ -73,10 +84,11 @@ std::vector<PublishedPoint> load_published_points(const std::filesystem::path& r
       point.device = grid.value("device", "");
       point.torch = grid.value("torch", "");
       point.citation = grid.value("citation", doc.value("provenance", "")) + " [" + id + "]";
+      point.used_to_set = grid.value("used_to_set", std::vector<std::string>{});
       out.push_back(std::move(point));
     }
   }
-  const std::filesystem::path other = root / "traces/published/vae_peaks_other.json";
+  const std::filesystem::path other = folder / "vae_peaks_other.json";
   const json others = read(other);
   for (const json& e : others.at("entries")) {
     // The SD1.x / SDXL VAE decodes of InvokeAI PR #7674, one point per entry: "Reserved" in MB, which are MiB
@@ -94,9 +106,11 @@ std::vector<PublishedPoint> load_published_points(const std::filesystem::path& r
       point.height = e.at("height").get<int>();
       point.width = e.at("width").get<int>();
       point.dtype = parse_published_dtype(e.value("dtype", "float16"));
-      const auto bytes =
-          static_cast<std::uint64_t>(std::llround(e.at("reserved_mb").get<double>() * static_cast<double>(MiB)));
+      const std::uint64_t bytes = as_bytes(e.at("reserved_mb").get<double>(), MiB);
       point.peak_reserved = (bytes + kGrid - 1) / kGrid * kGrid;
+      point.peak_reserved_as_published = bytes;
+      point.alloc_conf = e.value("allocator", "");
+      point.used_to_set = e.value("used_to_set", std::vector<std::string>{});
       point.citation = e.value("citation", "") + ", measured with allocator " + e.value("allocator", "not stated") +
                        " [" + point.grid + "]";
       out.push_back(std::move(point));
@@ -115,9 +129,11 @@ std::vector<PublishedPoint> load_published_points(const std::filesystem::path& r
       point.width = p.at("width").get<int>();
       point.dtype = parse_published_dtype(e.value("dtype", "bfloat16"));
       point.peak_reserved = on_grid(p.at("measured_gib").get<double>());
+      point.peak_reserved_as_published = as_bytes(p.at("measured_gib").get<double>(), GiB);
       point.device = e.value("device", "");
       point.torch = e.value("torch", "");
       point.citation = e.value("citation", "") + " [" + point.grid + "]";
+      point.used_to_set = e.value("used_to_set", std::vector<std::string>{});
       out.push_back(std::move(point));
     }
   }

@@ -54,6 +54,7 @@ class Replayer {
     recorded_peak_requested_ = recorded_requested_;
     if (!initial_segments.empty()) {
       allocator_.load_state(initial_segments);
+      result_.start_reserved = allocator_.fragmentation().reserved;
       result_.notes.push_back(metadata.reconstructed_initial_state
                                   ? "initial allocator state reconstructed by rewinding the final snapshot through "
                                     "the recorded events (the recording's ring buffer did not hold the whole run)"

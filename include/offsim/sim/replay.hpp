@@ -83,6 +83,9 @@ struct ReplayResult {
   std::uint64_t peak_reserved = 0;
   std::uint64_t peak_allocated = 0;
   std::uint64_t final_reserved = 0;
+  /// Reserved before the first replayed event (the loaded or rewound start state): peak_reserved minus this
+  /// is the peak reserved growth that estimators are calibrated on (`offsim calibrate`).
+  std::uint64_t start_reserved = 0;
   std::vector<ReplayOom> ooms;
   std::size_t unhandled_ooms = 0;
   bool completed = true;           // false: stopped at an unhandled OOM
