@@ -357,11 +357,11 @@ void add_calibrate_command(CLI::App& app, int& exit_code) {
   cmd->callback([o, cmd, &exit_code] {
     std::string line = "offsim calibrate";
     for (const std::string& i : o->inputs) line += " " + i;
+    const std::set<std::string> flags{"--points", "--strict", "--quiet"};
     for (const auto* opt : cmd->get_options()) {
       if (opt->get_name() == "inputs" || opt->get_name() == "--help" || opt->count() == 0) continue;
       for (const std::string& r : opt->results()) {
-        line += " " + opt->get_name();
-        if (opt->get_type_size() != 0) line += " " + r;
+        line += " " + opt->get_name() + (flags.count(opt->get_name()) ? "" : " " + r);
       }
     }
     o->command_line = line;

@@ -69,7 +69,10 @@ struct Curve {
 void add_curve(std::vector<Curve>& curves, Curve c) {
   for (Curve& other : curves) {
     if (other.bytes == c.bytes && other.line == c.line) {
-      other.name += " = " + c.name;
+      // "invokeai/qwen-image@a6724695 = @8e71a8a5": versions of one call site share their prefix.
+      const auto at = c.name.find('@');
+      const bool same_site = at != std::string::npos && other.name.compare(0, at + 1, c.name, 0, at + 1) == 0;
+      other.name += " = " + (same_site ? c.name.substr(at) : c.name);
       return;
     }
   }
@@ -204,6 +207,12 @@ json group_chart(const std::string& name, const std::string& primary, const json
           {"config", {{"legend", {{"orient", "bottom"}, {"direction", "vertical"}, {"labelLimit", 620}}}}}};
 }
 
+// "1024x1024" for a square count of pixels, else "N pixels".
+std::string pixels_text(std::uint64_t pixels) {
+  const auto side = static_cast<std::uint64_t>(std::llround(std::sqrt(static_cast<double>(pixels))));
+  return side * side == pixels ? std::to_string(side) + "x" + std::to_string(side) : std::to_string(pixels) + " pixels";
+}
+
 std::string td_num(const std::string& text, const std::string& title = "") {
   return "<td class=\"num\"" + (title.empty() ? "" : " title=\"" + html_escape(title) + "\"") + ">" + html_escape(text) + "</td>";
 }
@@ -213,7 +222,7 @@ std::string summary_cells(const json& s, bool verdict) {
   const auto fails = s.value("p2_failures", 0);
   const std::string cls = verdict ? (fails ? " class=\"FAIL\"" : " class=\"pass\"") : "";
   return "<td" + cls + ">" + std::to_string(fails) + " of " + std::to_string(s.value("points", 0)) + "</td>" +
-         td_num(fixed(s.value("min_ratio", 0.0), 2) + ".." + fixed(s.value("max_ratio", 0.0), 2));
+         td_num(fixed(s.value("min_ratio", 0.0), 3) + ".." + fixed(s.value("max_ratio", 0.0), 3));
 }
 
 std::string fit_text(const json& fit) {
@@ -252,7 +261,7 @@ std::string group_tables(const json& g) {
          "<th>leave-one-out: P2 fails</th><th>E/T</th><th>band fit</th><th>band: P2 fails</th><th>E/T</th></tr>\n";
   for (const json& f : g["fits"]) {
     out += "<tr><td>" + html_escape(f.value("form", "")) + "</td><td>" + html_escape(fit_text(f["fit"])) + "</td>" +
-           td_num(fixed(f["calibration_summary"].value("min_ratio", 0.0), 2) + ".." + fixed(f["calibration_summary"].value("max_ratio", 0.0), 2)) +
+           td_num(fixed(f["calibration_summary"].value("min_ratio", 0.0), 3) + ".." + fixed(f["calibration_summary"].value("max_ratio", 0.0), 3)) +
            summary_cells(f["leave_one_out_summary"], true) + "<td>" +
            html_escape(f["band_fit"].is_null() ? "-" : fit_text(f["band_fit"])) + "</td>" + summary_cells(f["band_summary"], true) + "</tr>\n";
   }
@@ -299,8 +308,8 @@ HtmlPage calibration_report_page(const json& data) {
                      "(T), per VAE, operation and backend. Every fitted estimate bounds every point it was fitted to with "
                      "the smallest margin its form allows; a <b>verdict</b> (P2: E &ge; T) comes only from a fit that did "
                      "not see the point: leave-one-out (all points of the same size left out together) and a band of "
-                     "sizes above " + std::to_string(c["options"].value("holdout_above_pixels", std::uint64_t{0})) +
-                     " pixels judged by a fit on the smaller ones. Estimators upstream ships are judged on the same "
+                     "sizes above " + pixels_text(c["options"].value("holdout_above_pixels", std::uint64_t{0})) +
+                     " judged by a fit on the smaller ones. Estimators upstream ships are judged on the same "
                      "points; their <i>held-out</i> columns leave out the grids their constants were chosen from.</p>\n";
   head += "<p class=\"meta\">" + html_escape(c.value("command", "")) + "</p>\n<ul class=\"meta\">";
   for (const json& n : c["notes"]) head += "<li>" + html_escape(n.get<std::string>()) + "</li>";

@@ -129,6 +129,13 @@ def main():
         replay_drawn, _ = check_page(browser, run_report)
         replayed = f"; replay report {replay_drawn} charts"
 
+    # The calibrate report (docs/calibration.md) on the published Qwen-Image grids.
+    calibration = os.path.join(work, "calibration.html")
+    subprocess.run([offsim, "calibrate", "--quiet", "--root", source, "--model", "qwen_image", "--html", calibration],
+                   check=True, capture_output=True, timeout=600)
+    calibrated, _ = check_page(browser, calibration)
+    replayed += f"; calibrate report {calibrated} charts"
+
     screenshot = os.path.join(work, "report.png")
     if os.path.exists(screenshot):
         os.remove(screenshot)
