@@ -236,6 +236,9 @@ int run(const CalibrateOptions& o) {
       if (id != "none") options.judge->push_back(id);
     }
   }
+  if (o.json_path == "-" && !o.emit.empty() && o.emit_out.empty()) {
+    throw ConfigError("--json - and --emit both write to stdout: give --emit-out FILE or --json FILE");
+  }
   const FitForm use_form = parse_fit_form(o.use_form);
   if (use_form == FitForm::comfyui) throw ConfigError("--use-form takes invokeai, invokeai_fixed or piecewise");
 

@@ -107,6 +107,10 @@ std::vector<Linearity> linearity_of(const CalibrationGroup& g, double tolerance)
   return out;
 }
 
+// PiD's decoder replaces the VAE's (InvokeAI PR #9281): its estimate is of another network's peak, so a VAE's
+// measured points do not judge it unless it is asked for by name.
+bool estimates_the_vae(const Estimator& e) { return e.id.find("/pid-") == std::string::npos; }
+
 std::vector<UpstreamJudgement> judge_upstream(const CalibrationGroup& g, const CalibrationOptions& o) {
   std::vector<UpstreamJudgement> out;
   const Workload first{workload_of(g.points.front())};
@@ -115,6 +119,7 @@ std::vector<UpstreamJudgement> judge_upstream(const CalibrationGroup& g, const C
     if (!e.passes_estimate || !e.domain.applies_to(first)) continue;
     // Only estimators that claim some of these points (PiD's decode applies to the Qwen-Image backbone but claims
     // fp32 only: it is another decoder, not an estimate of this VAE's peaks).
+    if (!o.judge && !estimates_the_vae(e)) continue;
     if (!o.judge && std::none_of(g.points.begin(), g.points.end(),
                                  [&](const CalibrationPoint& p) { return e.domain.covers(Workload{workload_of(p)}); })) {
       continue;

@@ -224,7 +224,8 @@ std::string describe(const FittedEstimate& fit) {
         lo = std::min(lo, per_pixel);
         hi = std::max(hi, per_pixel);
       }
-      return std::to_string(fit.knots.size()) + " knots, " + std::to_string(lo) + ".." + std::to_string(hi) + " B/px/es";
+      return std::to_string(fit.knots.size()) + (fit.knots.size() == 1 ? " knot, " : " knots, ") + std::to_string(lo) +
+             ".." + std::to_string(hi) + " B/px/es";
     }
   }
   return "";

@@ -161,6 +161,41 @@ def main():
     out, _ = run(offsim, "calibrate", example)
     assert "points selected" in out, out
 
+    # A real/gpu/run.sh output folder, written by the run's own code (offsim_gpu.common / vae_points: the
+    # record and metadata layout a GPU run leaves), with synthetic allocator statistics: no GPU run exists yet.
+    sys.path.insert(0, os.path.join(source, "real/gpu"))
+    from offsim_gpu import common, vae_points  # noqa: E402 - the writer under test's counterpart
+    run_dir = os.path.join(work, "gpu-run")
+    if os.path.isdir(run_dir):
+        for name in os.listdir(run_dir):
+            os.remove(os.path.join(run_dir, name))
+    os.makedirs(run_dir, exist_ok=True)
+    common.update_metadata(run_dir, "started", "2026-12-08T10:00:00+00:00")
+    common.update_metadata(run_dir, "dry_run", False)
+    common.update_metadata(run_dir, "torch", {"torch": "2.11.0", "torch_cuda": "13.0", "torch_hip": None,
+                                              "device_properties": {"name": "NVIDIA H100 80GB HBM3"}})
+    synthetic = {(1024, 1024): 5 << 30, (512, 512): 1 << 30}
+    for (w, h), growth in synthetic.items():
+        point = vae_points.Point("qwen", "decode", w, h, "fp16")
+        keys = ("allocated", "reserved", "active", "requested", "max_allocated", "max_reserved", "max_active", "segments",
+                "num_ooms", "num_alloc_retries", "num_device_alloc", "num_device_free", "driver_free", "driver_total")
+        before = dict.fromkeys(keys, 0) | {"reserved": 300 << 20, "driver_free": 70 << 30, "driver_total": 80 << 30}
+        after = dict(before) | {"max_reserved": before["reserved"] + growth}
+        cold = {"label": "cold", "status": "ok", "before": before, "after": after, **vae_points._growth(before, after)}
+        common.append_jsonl(os.path.join(run_dir, "vae_peaks.jsonl"),
+                            {"id": point.id, "spec": point.to_dict(), "dry_run": False, "status": "ok", "cold": cold})
+    oom = vae_points.Point("qwen", "decode", 2048, 2048, "fp32")
+    common.append_jsonl(os.path.join(run_dir, "vae_peaks.jsonl"),
+                        {"id": oom.id, "spec": oom.to_dict(), "dry_run": False, "status": "oom", "cold": {"status": "oom"}})
+    gpu_doc = json.loads(run(offsim, "calibrate", run_dir, "--json", "-", "-q")[0])
+    [gpu_group] = gpu_doc["groups"]
+    assert (gpu_group["op"], gpu_group["backend"]) == ("decode", "cuda"), gpu_group
+    got = {(p["width"], p["height"]): p["peak_reserved_growth_bytes"] for p in gpu_group["points"]}
+    assert got == synthetic, got
+    assert {p["provenance"] for p in gpu_group["points"]} == {"real GPU measurement"}
+    assert gpu_group["points"][0]["source"] == "NVIDIA H100 80GB HBM3 2026-12-08", gpu_group["points"][0]
+    assert any("1 records left out" in n for n in gpu_doc["notes"]), gpu_doc["notes"]
+
     # Overrides: the calibrate JSON, and a bare file with a decode constant far too small.
     scenario = os.path.join(source, "scenarios/default/qwen-image-1024-rtx4090.json")
     eval_args = ["eval", *root, "-s", scenario, "-p", "invokeai@8e71a8a5", "--no-min-capacity", "-q"]
