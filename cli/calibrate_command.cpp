@@ -2,7 +2,8 @@
 // never saw, judge upstream's constants on the same points, and hand back code (docs/calibration.md).
 // Inputs: traces/published (the default, with every committed GPU run under traces/gpu/), a real/gpu/run.sh
 // output folder or its vae_peaks.jsonl, a user's CSV / JSON points file. Outputs: a terminal table, --json,
-// --html, --emit invokeai|comfyui.
+// --html, --emit invokeai|comfyui. Exit codes (docs/exit_codes.md): 0 done; 1 with --strict when a judged estimator
+// under-estimates a point it was not calibrated on; 2 an input that cannot be read; 64 a wrong command line.
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -23,6 +24,7 @@
 #include "offsim/sim/errors.hpp"
 #include "repository_root.hpp"
 #include "table.hpp"
+#include "usage_error.hpp"
 
 namespace offsim::cli {
 
@@ -58,7 +60,7 @@ std::uint64_t parse_size_pixels(const std::string& text) {
     if (w <= 0 || h <= 0) throw std::invalid_argument("sides");
     return static_cast<std::uint64_t>(w) * static_cast<std::uint64_t>(h);
   } catch (const std::exception&) {
-    throw ConfigError("--holdout-above " + text + ": expected WIDTHxHEIGHT in pixels, e.g. 1024x1024");
+    throw UsageError("--holdout-above " + text + ": expected WIDTHxHEIGHT in pixels, e.g. 1024x1024");
   }
 }
 
@@ -217,15 +219,44 @@ void print_group(const CalibrationGroup& g, const CalibrationOptions& options, c
   }
 }
 
+// Everything taken from the command line, checked before any input is read: a wrong value is a usage error
+// (exit 64, docs/exit_codes.md), a wrong input file an error (exit 2).
+void check_command_line(const CalibrateOptions& o) {
+  from_command_line([&] {
+    for (const std::string& m : o.models) (void)parse_vae_family(m);
+    for (const std::string& op : o.ops) (void)parse_vae_op(op);
+    for (const std::string& b : o.backends) (void)parse_backend(b);
+    for (const std::string& d : o.dtypes) (void)parse_dtype(d);
+    for (const std::string& id : o.judge) {
+      if (id != "none") (void)find_estimator(id);
+    }
+    for (const std::string& id : o.targets) (void)find_estimator(id);
+    return 0;
+  });
+  if (!(o.headroom >= 0 && o.headroom < 10)) throw UsageError("--headroom must be in [0, 10)");
+  if (!(o.linear_tolerance >= 0)) throw UsageError("--linear-tolerance must be >= 0");
+  if (!o.emit.empty() && o.emit != "invokeai" && o.emit != "comfyui") {
+    throw UsageError("--emit " + o.emit + ": expected invokeai or comfyui");
+  }
+  if (o.json_path == "-" && !o.emit.empty() && o.emit_out.empty()) {
+    throw UsageError("--json - and --emit both write to stdout: give --emit-out FILE or --json FILE");
+  }
+  if (!o.emit_out.empty() && o.emit.empty()) throw UsageError("--emit-out needs --emit invokeai or comfyui");
+  for (const std::string& i : o.inputs) {
+    if (!fs::exists(i)) throw UsageError(i + ": no such file or folder");
+  }
+}
+
 int run(const CalibrateOptions& o) {
-  const fs::path root = repository_root(o.root);
+  check_command_line(o);
+  const fs::path root = from_command_line([&] { return repository_root(o.root); });
   // Fail on an unusable output option before reading anything.
   std::optional<report::VegaAssets> assets;
   if (!o.html_path.empty()) assets = report::load_vega_assets({root, OFFSIM_SOURCE_DIR});
   CalibrationOptions options;
   if (!o.forms.empty()) {
     options.forms.clear();
-    for (const std::string& f : o.forms) options.forms.push_back(parse_fit_form(f));
+    for (const std::string& f : o.forms) options.forms.push_back(from_command_line([&] { return parse_fit_form(f); }));
   }
   options.holdout_above_pixels = parse_size_pixels(o.holdout_above);
   options.headroom = o.headroom;
@@ -236,11 +267,8 @@ int run(const CalibrateOptions& o) {
       if (id != "none") options.judge->push_back(id);
     }
   }
-  if (o.json_path == "-" && !o.emit.empty() && o.emit_out.empty()) {
-    throw ConfigError("--json - and --emit both write to stdout: give --emit-out FILE or --json FILE");
-  }
-  const FitForm use_form = parse_fit_form(o.use_form);
-  if (use_form == FitForm::comfyui) throw ConfigError("--use-form takes invokeai, invokeai_fixed or piecewise");
+  const FitForm use_form = from_command_line([&] { return parse_fit_form(o.use_form); });
+  if (use_form == FitForm::comfyui) throw UsageError("--use-form takes invokeai, invokeai_fixed or piecewise");
 
   CalibrationInput input;
   std::vector<fs::path> paths;
@@ -249,13 +277,14 @@ int run(const CalibrateOptions& o) {
   for (const fs::path& p : paths) merge_calibration_points(input, read_calibration_input(p));
   const std::size_t read = input.points.size();
   std::vector<CalibrationPoint> points = apply_selection(std::move(input.points), o);
-  if (points.empty()) throw ConfigError("no calibration point matches the selection (" + std::to_string(read) + " read)");
+  if (points.empty()) throw UsageError("no calibration point matches the selection (" + std::to_string(read) + " read)");
   const std::size_t used = points.size();
   CalibrationReport report = calibrate(std::move(points), options);
   report.notes = input.notes;
   report.notes.push_back(std::to_string(used) + " of " + std::to_string(read) + " points selected");
 
-  const std::vector<EstimatorOverride> overrides = overrides_from_calibration(report, o.targets, use_form);
+  const std::vector<EstimatorOverride> overrides =
+      from_command_line([&] { return overrides_from_calibration(report, o.targets, use_form); });
   nlohmann::json doc = to_json(report);
   doc["command"] = o.command_line;
   doc["overrides"] = nlohmann::json::array();
@@ -291,7 +320,7 @@ int run(const CalibrateOptions& o) {
     e.date = o.date.empty() ? today() : o.date;
     e.command = o.command_line;
     std::string warnings;
-    const std::string code = emit_python(report, e, warnings);
+    const std::string code = from_command_line([&] { return emit_python(report, e, warnings); });
     std::cerr << warnings;
     if (o.emit_out.empty()) {
       std::cout << code;

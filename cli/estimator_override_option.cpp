@@ -5,7 +5,8 @@ namespace offsim::cli {
 void add_estimator_override_option(CLI::App* command, std::vector<std::string>& files) {
   command->add_option("--estimator-override", files,
                       "Judge with these constants for an estimator id: an override JSON or `offsim calibrate --json` "
-                      "output (repeatable; docs/calibration.md)");
+                      "output (repeatable; docs/calibration.md)")
+      ->check(CLI::ExistingFile);
 }
 
 std::unique_ptr<policies::ScopedEstimatorOverrides> install_estimator_overrides(const std::vector<std::string>& files,

@@ -15,7 +15,8 @@ import sys
 import types
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
+EXIT_ERROR = 2   # a bad input file (docs/exit_codes.md)
+EXIT_USAGE = 64  # a wrong command line
 
 
 def run(offsim, *args, expect=0):
@@ -155,7 +156,7 @@ def main():
         f.write("model,op,width,height,dtype,backend,peak_reserved_growth_bytes,source\n"
                 "qwen_image,decode,512,512,fp16,cuda,1394606080,mine\n"
                 "qwen_image,decode,768,768,fp16,,2971533312,mine\n")
-    _, err = run(offsim, "calibrate", bad, expect=EXIT_USAGE)
+    _, err = run(offsim, "calibrate", bad, expect=EXIT_ERROR)
     assert f"{bad}:3:" in err and "no backend" in err, err
     example = os.path.join(source, "docs/examples/calibration-points.csv")
     out, _ = run(offsim, "calibrate", example)
@@ -223,7 +224,7 @@ def main():
     with open(broken, "w") as f:
         json.dump({"format": "offsim-estimator-override/1", "estimator": "invokeai/qwen-image@00000000",
                    "constants": {"decode": {"cuda": 3000}}}, f)
-    _, err = run(offsim, *eval_args, "--estimator-override", broken, expect=EXIT_USAGE)
+    _, err = run(offsim, *eval_args, "--estimator-override", broken, expect=EXIT_ERROR)
     assert "unknown estimator" in err, err
 
     # --strict: ComfyUI's later Qwen-Image factors under-estimate the held-out RTX 4090 decodes (finding F2);

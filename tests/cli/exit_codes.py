@@ -118,6 +118,23 @@ def main(offsim, source, work):
                  ["--vae", "qwen_image", "--size", "512x512", "--dtype", "fp7"], ["--vae", "qwen_image"]):
         run("estimate", *args, expect=64)
 
+    # calibrate: reports (0) unless --strict, which fails when a judged estimator under-estimates a point it
+    # was not calibrated on (ComfyUI's later Qwen-Image factors, finding F2); 2 for a bad points file.
+    run("calibrate", "-q", "--model", "qwen_image", expect=0)
+    run("calibrate", "-q", "--model", "qwen_image", "--judge", "invokeai/qwen-image@a6724695", "--strict", expect=0)
+    out = run("calibrate", "-q", "--model", "qwen_image", "--judge", "comfyui/vae-wan21@033046cc", "--strict", expect=1)
+    assert "P2 FAIL" in out, out
+    no_backend = write("no-backend.csv", "model,op,width,height,dtype,peak_reserved_growth_bytes\n"
+                                         "qwen_image,decode,512,512,fp16,1394606080\n")
+    out = run("calibrate", no_backend, expect=2)
+    assert "no-backend.csv:2:" in out, out
+    for args in (["--model", "nosuch"], ["--form", "linear"], ["--holdout-above", "big"], ["--judge", "invokeai/x@0"],
+                 ["--emit", "forge"], ["missing.csv"], ["--emit", "invokeai"]):
+        out = run("calibrate", "-q", *args, expect=64)
+        assert "offsim calibrate: usage error" in out, (args, out)
+    run("eval", "-q", "-s", SEED_SCENARIO, "--no-min-capacity", "--estimator-override", "missing.json", expect=64)
+    run("eval", "-q", "-s", SEED_SCENARIO, "--no-min-capacity", "--estimator-override", bad_json, expect=2)
+
     # record (only in builds with libtorch): a tiny encode, then usage errors.
     if has_record:
         run("record", "--model", "sd15-vae", "--op", "encode", "--size", "64x64", "--dtype", "fp32", "-q",
