@@ -64,7 +64,8 @@ def an_empty_suite_says_where_it_looked():
 
 
 def main():
-    os.makedirs(WORK, exist_ok=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
     for test in (not_applicable_rows_say_why, not_applicable_verdicts_say_why,
                  folders_are_searched_with_their_subfolders, an_empty_suite_says_where_it_looked):
         test()

@@ -120,7 +120,8 @@ def progress_on_a_terminal():
 
 
 def main():
-    os.makedirs(WORK, exist_ok=True)
+    shutil.rmtree(WORK, ignore_errors=True)  # what an earlier run wrote must not pass for this run's output
+    os.makedirs(WORK)
     for check in (offsim_links_no_torch, missing_record_program_is_named, help_comes_from_offsim_record,
                   outputs_are_checked_before_the_forward_pass, format_follows_the_extension, progress_on_a_terminal):
         check()
