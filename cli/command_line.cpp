@@ -1,5 +1,7 @@
 // `offsim`: the command line. Errors raised anywhere below are caught once, here, and mapped to the exit
 // codes of docs/exit_codes.md.
+#include "offsim/cli/command_line.hpp"
+
 #include <exception>
 #include <iostream>
 #include <string>
@@ -36,7 +38,9 @@ bool reject_unknown_command(const CLI::App& app, int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace offsim::cli {
+
+int run_command_line(int argc, char** argv) {
   CLI::App app{"offsim: simulate and property-test GPU offload policies against PyTorch's caching allocator"};
   app.set_version_flag("--version", "offsim 0.1.0");
   app.require_subcommand(1);
@@ -75,3 +79,5 @@ int main(int argc, char** argv) {
   }
   return exit_code;
 }
+
+}  // namespace offsim::cli

@@ -23,8 +23,8 @@ void add_family(std::vector<PolicyEntry>& out, Profiles profiles, Make make, std
   }
 }
 
-const std::vector<PolicyEntry>& registry() {
-  static const std::vector<PolicyEntry> entries = [] {
+std::vector<PolicyEntry>& registry() {
+  static std::vector<PolicyEntry> entries = [] {
     std::vector<PolicyEntry> out;
     add_family(out, invokeai_profiles(), make_invokeai_model_cache, {"invokeai@8e71a8a5", "invokeai-smart@00f5ba9f"});
     add_family(out, lightx2v_profiles(), make_lightx2v_offload, {"lightx2v@c177fd82"});
@@ -39,6 +39,15 @@ const std::vector<PolicyEntry>& registry() {
 }  // namespace
 
 std::span<const PolicyEntry> all_policies() { return registry(); }
+
+void register_policy(PolicyEntry entry) {
+  if (entry.id.empty()) throw ConfigError("register_policy: a policy needs an id (\"family@version\")");
+  if (!entry.make) throw ConfigError("register_policy: policy \"" + entry.id + "\" has no factory (make)");
+  for (const PolicyEntry& e : registry()) {
+    if (e.id == entry.id) throw ConfigError("register_policy: policy id \"" + entry.id + "\" is taken");
+  }
+  registry().push_back(std::move(entry));
+}
 
 std::unique_ptr<Policy> make_policy(std::string_view id) {
   std::string known;

@@ -19,7 +19,11 @@ Markers: HTML comments on the lines just above the opening fence (invisible when
   <!-- docs-test: skip: REASON -->            the block cannot run in CI, and REASON says why (required)
   <!-- docs-test: known-failing: REASON -->   the block runs and must fail; REASON names what fixes it.
                                               Once it passes, the run fails until the marker is removed.
-  <!-- docs-test: same-as: PATH -->           the block is the whole content of PATH (checked byte for byte)
+  <!-- docs-test: same-as: PATH -->           the block is the whole content of PATH (checked byte for byte),
+                                              then run as its tag says (a C++ file with PATH's folder on the
+                                              include path)
+  <!-- docs-test: excerpt-of: PATH -->        the block appears verbatim in PATH, a file that another block
+                                              builds or runs; the excerpt itself is not run
 
 The copy: the checkout's files (git ls-files, tracked and untracked-not-ignored; or the tree without
 build*/ and .git), plus `build/release` -> the build under test (the README's paths) and
@@ -73,6 +77,7 @@ class Block:
     skip: Optional[str] = None
     known_failing: Optional[str] = None
     same_as: Optional[str] = None
+    excerpt_of: Optional[str] = None
 
     def where(self) -> str:
         return f"{self.path}:{self.line}"
@@ -86,20 +91,22 @@ def parse_markers(lines: list[str], fence_index: int, where: str) -> dict:
         m = MARKER.match(lines[i])
         if not m:
             raise DocError(f"{where}: unreadable marker {lines[i].strip()!r} "
-                           "(expected <!-- docs-test: skip|known-failing|same-as: TEXT -->)")
+                           "(expected <!-- docs-test: skip|known-failing|same-as|excerpt-of: TEXT -->)")
         kind, arg = m.group("kind"), (m.group("arg") or "").strip()
-        if kind not in ("skip", "known-failing", "same-as"):
-            raise DocError(f"{where}: unknown marker {kind!r} (skip, known-failing, same-as)")
+        if kind not in ("skip", "known-failing", "same-as", "excerpt-of"):
+            raise DocError(f"{where}: unknown marker {kind!r} (skip, known-failing, same-as, excerpt-of)")
         if kind in ("skip", "known-failing") and len(arg) < 10:
             raise DocError(f"{where}: a {kind} marker needs its reason: <!-- docs-test: {kind}: WHY -->")
-        if kind == "same-as" and not arg:
-            raise DocError(f"{where}: same-as needs a path relative to the checkout")
+        if kind in ("same-as", "excerpt-of") and not arg:
+            raise DocError(f"{where}: {kind} needs a path relative to the checkout")
         if kind in markers:
             raise DocError(f"{where}: two {kind} markers")
         markers[kind] = arg
         i -= 1
     if "skip" in markers and "known-failing" in markers:
         raise DocError(f"{where}: a block is either skipped or known-failing, not both")
+    if "excerpt-of" in markers and len(markers) > 1:
+        raise DocError(f"{where}: an excerpt is not run: it takes no other marker")
     return markers
 
 
@@ -137,7 +144,7 @@ def extract_blocks(path: str, text: str) -> list[Block]:
         if lang in TEXT_TAGS and markers:
             raise DocError(f"{where}: a text block is never run: it takes no marker")
         blocks.append(Block(path, i + 1, lang, "\n".join(body) + "\n", markers.get("skip"),
-                            markers.get("known-failing"), markers.get("same-as")))
+                            markers.get("known-failing"), markers.get("same-as"), markers.get("excerpt-of")))
         i = j + 1
     return blocks
 
@@ -264,6 +271,14 @@ def scratch_file(ctx: Context, block: Block, suffix: str) -> Path:
 
 def run_block(block: Block, ctx: Context) -> Optional[str]:
     """None when the block did what it must; else what went wrong."""
+    if block.excerpt_of is not None:
+        target = ctx.source / block.excerpt_of
+        if not target.is_file():
+            return f"excerpt-of names {block.excerpt_of}, which does not exist"
+        if block.code not in target.read_text():
+            return f"the block is not an excerpt of {block.excerpt_of}: copy it from the file again"
+        print(f"--- {block.where()} ({block.lang}): verbatim in {block.excerpt_of}")
+        return None
     if block.same_as is not None:
         target = ctx.source / block.same_as
         if not target.is_file():
@@ -282,6 +297,8 @@ def run_block(block: Block, ctx: Context) -> Optional[str]:
         return None if rc == 0 else f"the Python block failed (exit {rc})"
     if block.lang in CPP_TAGS:
         flags = ["-std=c++20", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", f"-I{ctx.copy / 'include'}"]
+        if block.same_as is not None:
+            flags.append(f"-I{(ctx.copy / block.same_as).parent}")
         rc, _ = run_process([ctx.cxx, *flags, "-x", "c++", str(scratch_file(ctx, block, ".cpp"))], ctx, block)
         return None if rc == 0 else f"the C++ block does not compile (exit {rc})"
     if block.lang in JSON_TAGS:

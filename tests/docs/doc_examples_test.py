@@ -233,6 +233,40 @@ class HarnessTest(unittest.TestCase):
         self.assertEqual(len(failures), 1)
         self.assertIn("differs from whole.txt", failures[0])
 
+    def test_excerpt_of_checks_the_block_is_in_the_file_and_does_not_run_it(self) -> None:
+        (self.source / "policy.cpp").write_text("int f() {\n  return 1;\n}\nint g() { return 2; }\n")
+        failures, counts, out = self.run_doc(f"""\
+            <!-- docs-test: excerpt-of: policy.cpp -->
+            {FENCE}cpp
+            int f() {{
+              return 1;
+            }}
+            {FENCE}
+            """)
+        self.assertEqual(failures, [])
+        self.assertIn("verbatim in policy.cpp", out)
+        failures, _, _ = self.run_doc(f"""\
+            <!-- docs-test: excerpt-of: policy.cpp -->
+            {FENCE}cpp
+            int f() {{ return 3; }}
+            {FENCE}
+            """)
+        self.assertEqual(len(failures), 1)
+        self.assertIn("not an excerpt of policy.cpp", failures[0])
+
+    def test_a_cpp_file_shown_whole_compiles_with_its_folder_on_the_include_path(self) -> None:
+        (self.source / "example").mkdir()
+        (self.source / "example" / "local.hpp").write_text("inline int local() { return 0; }\n")
+        (self.source / "example" / "main.cpp").write_text('#include "local.hpp"\nint main() { return local(); }\n')
+        failures, _, _ = self.run_doc(f"""\
+            <!-- docs-test: same-as: example/main.cpp -->
+            {FENCE}cpp
+            #include "local.hpp"
+            int main() {{ return local(); }}
+            {FENCE}
+            """)
+        self.assertEqual(failures, [])
+
     def test_cpp_blocks_are_compiled(self) -> None:
         (self.source / "include" / "lib.hpp").write_text("inline int answer() { return 42; }\n")
         failures, _, _ = self.run_doc(f"""\

@@ -1,78 +1,103 @@
-// The README's "Evaluate your own policy" example, compiled and run so that it cannot rot: a cache that
-// evicts every model the next stage does not use, empties PyTorch's cache, then loads what the stage
-// needs. It exports F_P (driver free memory after its eviction) and passes no estimate.
+// examples/evict_others_first, the README's "Evaluate your own policy", as offsim's own policies are tested:
+// its decisions, what P1-P4 say about them, and that a fixed working-memory reserve is what the seed bug
+// InvokeAI #9305 was (the README says so). The example's own build and command line run in ctest -L docs.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <filesystem>
 
-#include "offsim/policies/policy.hpp"
+#include "evict_others_first.hpp"
+#include "offsim/policies/policy_registry.hpp"
 #include "offsim/policies/properties.hpp"
 #include "offsim/policies/runner.hpp"
 #include "offsim/policies/scenario.hpp"
+#include "offsim/sim/errors.hpp"
 
 namespace offsim::policies {
 namespace {
 
-class EvictOthersFirst final : public Policy {
- public:
-  EvictOthersFirst() {
-    info_.id = "evict-others-first@example";
-    info_.family = "evict-others-first";
-    info_.label = "README example: evict every model the stage does not use, then load the stage's";
-    info_.free_memory_formula = "driver_free after evicting and empty_cache()";
-  }
-  const PolicyInfo& info() const override { return info_; }
-
-  StageDecision prepare(RunContext& context, const StageStep& step) override {
-    StageDecision decision;
-    const auto& needed = step.stage->models;
-    for (const std::string& id : context.model_ids()) {
-      if (std::find(needed.begin(), needed.end(), id) != needed.end()) continue;
-      const std::uint64_t freed = context.model(id).unload_all(context.backend(), /*copy=*/false);
-      if (freed > 0) decision.evictions.push_back({id, freed});
-    }
-    context.backend().empty_cache();
-    decision.free_memory = static_cast<std::int64_t>(context.backend().mem_get_info().free);
-    for (const std::string& id : needed) {
-      const std::optional<std::uint64_t> loaded = context.model(id).load_all(context.backend());
-      if (!loaded) {
-        decision.load_oom = context.backend().last_oom();
-        return decision;
-      }
-      decision.weights_loaded += *loaded;
-    }
-    return decision;
-  }
-
-  void finish(RunContext&, const StageStep&) override {}  // lazy: weights stay until another stage needs room
-
-  ResidencyClaim residency(const RunContext& context) const override {
-    ResidencyClaim claim;
-    for (const std::string& id : context.model_ids()) {
-      (context.model(id).device_bytes() > 0 ? claim.resident_by_design : claim.offloaded).push_back(id);
-    }
-    return claim;
-  }
-
- private:
-  PolicyInfo info_;
-};
-
 const std::filesystem::path kRoot = OFFSIM_SOURCE_DIR;
+constexpr std::uint64_t GiB = std::uint64_t{1} << 30;
 
-TEST(ExamplePolicy, PassesTheSeedScenarioThatThePreFixInvokeAICacheFails) {
-  const Scenario s = Scenario::load(kRoot / "scenarios/default/invokeai-9305-qwen-edit-q8-w7900-rocm.json", kRoot);
-  EvictOthersFirst policy;
+Scenario seed_w7900() {
+  return Scenario::load(kRoot / "scenarios/default/invokeai-9305-qwen-edit-q8-w7900-rocm.json", kRoot);
+}
+
+PropertyReport judge(const Scenario& s, const RunRecord& run, std::uint64_t reserve) {
+  PropertyOptions options;
+  options.make_policy = [reserve] { return std::make_unique<example::EvictOthersFirst>(reserve); };
+  return check_properties(s, run, options);
+}
+
+const PropertyResult& property(const PropertyReport& report, const char* id) {
+  for (const PropertyResult& p : report.results) {
+    if (p.id == id) return p;
+  }
+  throw std::logic_error(std::string("no ") + id);
+}
+
+TEST(ExamplePolicy, AFixedThreeGiBReserveFailsTheSeedDecodeAsPreFixInvokeAIDid) {
+  const Scenario s = seed_w7900();
+  example::EvictOthersFirst policy;  // 3 GiB, InvokeAI's default working memory
+  const RunRecord run = run_policy(policy, s);
+  EXPECT_FALSE(run.completed);
+  const StageDecision& d = run.stages.front().decision;
+  EXPECT_TRUE(d.evictions.empty());  // 3 GiB were free: satisfied without evicting
+  EXPECT_EQ(d.stop, StopReason::kSatisfied);
+  const PropertyReport report = judge(s, run, 3 * GiB);
+  EXPECT_EQ(property(report, "P1").verdict, Verdict::kPass);  // its own accounting holds...
+  EXPECT_EQ(property(report, "P2").verdict, Verdict::kFail);  // ...the reserve is below T_cold = 10.06 GiB
+  EXPECT_EQ(property(report, "P3").verdict, Verdict::kFail);
+  EXPECT_NE(report.diagnosis.find("estimator fault"), std::string::npos) << report.diagnosis;
+}
+
+TEST(ExamplePolicy, EvictsTheLeastRecentlyUsedModelOnlyUntilTheStageFits) {
+  const Scenario s = seed_w7900();
+  example::EvictOthersFirst policy(11 * GiB);  // above the decode's 10.06 GiB
   const RunRecord run = run_policy(policy, s);
   ASSERT_TRUE(run.completed) << run.failure;
-  PropertyOptions options;
-  options.make_policy = [] { return std::make_unique<EvictOthersFirst>(); };
-  const PropertyReport report = check_properties(s, run, options);
+  const StageDecision& d = run.stages.front().decision;
+  // The scenario starts with transformer, text encoder and VAE resident: the transformer (20.23 GiB) is the
+  // least recently used and frees enough; the text encoder stays.
+  ASSERT_EQ(d.evictions.size(), 1u);
+  EXPECT_EQ(d.evictions.front().model, "transformer");
+  EXPECT_EQ(d.stop, StopReason::kSatisfied);
+  ASSERT_TRUE(d.free_memory && d.estimate);
+  EXPECT_GE(*d.free_memory, static_cast<std::int64_t>(*d.estimate + d.weights_loaded));
+  const PropertyReport report = judge(s, run, 11 * GiB);
   EXPECT_FALSE(report.failed()) << report.diagnosis;
-  // It evicted both resident models before the decode, and moved no byte back over PCIe (pointer swaps).
-  EXPECT_EQ(run.stages.front().decision.evictions.size(), 2u);
-  EXPECT_EQ(run.bytes_to_host, 0u);
+  EXPECT_EQ(property(report, "P1").checked, 1);
+}
+
+TEST(ExamplePolicy, StopsAsExhaustedWhenEvictingEverythingElseIsNotEnough) {
+  const Scenario s = seed_w7900();
+  example::EvictOthersFirst policy(45 * GiB);  // more than the 44.98 GiB card
+  const RunRecord run = run_policy(policy, s);
+  const StageDecision& d = run.stages.front().decision;
+  EXPECT_EQ(d.evictions.size(), 2u);  // both other models
+  EXPECT_EQ(d.stop, StopReason::kExhausted);
+  // P1 judges satisfied stops only: an exhausted one claims nothing.
+  EXPECT_EQ(property(judge(s, run, 45 * GiB), "P1").checked, 0);
+}
+
+TEST(ExamplePolicy, ReportsWhatItOffloadedTruthfully) {
+  const Scenario s = seed_w7900();
+  example::EvictOthersFirst policy(11 * GiB);
+  const RunRecord run = run_policy(policy, s);
+  ASSERT_FALSE(run.calls.empty());
+  EXPECT_EQ(run.calls.front().claim.offloaded, std::vector<std::string>{"transformer"});
+  EXPECT_TRUE(run.calls.front().claimed_offloaded_but_resident.empty());
+  EXPECT_EQ(property(judge(s, run, 11 * GiB), "P4").verdict, Verdict::kPass);
+}
+
+TEST(PolicyRegistry, RegistersAPolicyWrittenOutsideOffsimOnce) {
+  const PolicyEntry entry{"evict-others-first@registry-test", "test", false,
+                          [] { return std::make_unique<example::EvictOthersFirst>(); }};
+  register_policy(entry);
+  EXPECT_EQ(make_policy("evict-others-first@registry-test")->info().family, "evict-others-first");
+  EXPECT_EQ(match_policies("evict-others-first"), std::vector<std::string>{"evict-others-first@registry-test"});
+  EXPECT_THROW(register_policy(entry), ConfigError);  // the id is taken
+  EXPECT_THROW(register_policy({"", "x", false, entry.make}), ConfigError);
+  EXPECT_THROW(register_policy({"x@1", "x", false, nullptr}), ConfigError);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Every policy offsim knows, by id. Adding a policy: one file that implements Policy and exports its
-// profiles, plus one line in policies/policy_registry.cpp.
+// Every policy offsim knows, by id. Adding a policy to offsim: one file that implements Policy and exports
+// its profiles, plus one line in policies/policy_registry.cpp. A policy written outside offsim is added at
+// run time with register_policy() (examples/evict_others_first).
 #pragma once
 
 #include <functional>
@@ -22,6 +23,10 @@ struct PolicyEntry {
 };
 
 std::span<const PolicyEntry> all_policies();
+/// Adds a policy written outside offsim, after offsim's own: call it at the start of main(), before
+/// anything lists or makes policies (the registry is not locked). Throws ConfigError for an empty id, a
+/// missing factory, or an id that is taken.
+void register_policy(PolicyEntry entry);
 /// A fresh instance (policies hold per-run state). Throws ConfigError listing the known ids.
 std::unique_ptr<Policy> make_policy(std::string_view id);
 /// Ids matching `pattern`: an exact id, or a family prefix such as "invokeai" (all its profiles).
