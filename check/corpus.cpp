@@ -85,6 +85,7 @@ std::vector<CorpusResult> run_corpus(const std::vector<CorpusEntry>& entries, co
   const GeneratorInputs loaded = load_generator_inputs(options.root);
   OutcomeCache cache(options.root);
   std::vector<CorpusResult> results;
+  std::size_t searched = 0;  // (entry, seed) pairs done, for options.progress
   for (const CorpusEntry& entry : entries) {
     CorpusResult r;
     r.entry = &entry;
@@ -100,6 +101,7 @@ std::vector<CorpusResult> run_corpus(const std::vector<CorpusEntry>& entries, co
       if (!o.counterexample_dir.empty()) o.counterexample_dir /= "fixed";
       r.fixed_searches.push_back(check_property(entry.fixed, entry.property, o, cache, inputs));
       cache.clear();
+      if (options.progress) options.progress(++searched, entries.size() * options.seeds.size());
     }
     for (const std::string& file : entry.counterexamples) {
       const policies::Scenario scenario = policies::Scenario::load(options.root / file, options.root);

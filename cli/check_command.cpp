@@ -136,7 +136,10 @@ int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
   options.cases = o.cases;
   options.root = root;
   options.counterexample_dir = o.out;
+  Progress progress("check --corpus (entry x seed)", 0, o.quiet);
+  options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
   const std::vector<CorpusResult> results = run_corpus(entries, options);
+  progress.finish();
   Table table({"bug", "property", "buggy variant", "detected", "fixed variant", "fixed passes", "stored scenarios"});
   bool ok = true;
   std::vector<PropertyCheckResult> all;
@@ -310,7 +313,7 @@ int run(const CheckOptions& o) {
   } else {
     options = gate_options(o, root);
     Progress progress("check", 0, o.quiet);
-    options.progress = [&progress](std::size_t done, std::size_t) { progress.update(done); };
+    options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
     gate = run_gate(options);
     progress.finish();
     if (gate.units_selected == 0) {

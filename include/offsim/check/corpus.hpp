@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct CorpusOptions {
   int cases = 60;
   std::filesystem::path root;
   std::filesystem::path counterexample_dir;
+  /// Called after each entry's searches from one seed (done of entries x seeds): `check --corpus` shows it.
+  std::function<void(std::size_t done, std::size_t total)> progress;
 };
 
 std::vector<CorpusResult> run_corpus(const std::vector<CorpusEntry>& entries, const CorpusOptions& options);
