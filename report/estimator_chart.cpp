@@ -9,9 +9,14 @@ namespace offsim::report {
 using nlohmann::json;
 using namespace detail;
 
+bool panel_has_true_peak(const json& panel) {
+  return std::any_of(panel["points"].begin(), panel["points"].end(), [](const json& p) { return p.value("kind", "") == "true peak"; });
+}
+
 json estimator_chart(const json& panels) {
   json values = json::array();
   for (const json& panel : panels["panels"]) {
+    if (!panel_has_true_peak(panel)) continue;
     for (json point : panel["points"]) {
       point["panel"] = panel["panel"];
       values.push_back(std::move(point));
@@ -57,6 +62,8 @@ json estimator_chart(const json& panels) {
           {"facet", {{"field", "panel"}, {"type", "nominal"}, {"title", nullptr},
                      {"header", {{"labelLimit", 520}, {"labelFontSize", 11}, {"labelFontWeight", "bold"}}}}},
           {"columns", 2},
+          // Every panel with its own axis labels (the scales stay shared: their domains are set above).
+          {"resolve", {{"axis", {{"x", "independent"}, {"y", "independent"}}}}},
           {"spec",
            {{"width", 480},
             {"height", 260},

@@ -214,7 +214,9 @@ HtmlPage eval_report_page(const json& data) {
       }
       if (!failures.empty()) section += "<ul>" + failures + "</ul>\n";
       page.add_html(section);
-      page.add_chart(timeline_chart(r), policy + " on " + scenario + ": timeline");
+      // The samples come from the embedded eval JSON (script#offsim-eval), which holds every timeline already.
+      page.add_chart(timeline_chart(r, Samples::kFromPage), policy + " on " + scenario + ": timeline",
+                     {{"samples", {"offsim-eval", "/results/" + std::to_string(i) + "/timeline", {"r", "a"}}}});
       page.add_html("<details><summary>Stages: estimate, free memory, true peaks and their provenance</summary>" + stage_table(r) + "</details>\n");
 
       auto add_map = [&](const json& segments, const std::string& title) {
@@ -248,18 +250,29 @@ HtmlPage eval_report_page(const json& data) {
   const json& panels = data["estimators"];
   const json chart = estimator_chart(panels);
   if (chart.is_null()) {
-    page.add_html("<p class=\"na\">No policy asked an estimator about a VAE stage in this suite.</p>\n");
+    page.add_html(panels["panels"].empty() ? "<p class=\"na\">No policy asked an estimator about a VAE stage in this suite.</p>\n"
+                                           : "<p class=\"na\">No estimator asked in this suite has a true peak to compare with.</p>\n");
   } else {
     page.add_chart(chart, "estimators");
-    std::string list = "<ul class=\"meta\">";
-    for (const json& p : panels["panels"]) {
-      list += "<li><b>" + html_escape(p.value("panel", "")) + "</b>: " + html_escape(p.value("label", "")) + " — <code>" +
-              html_escape(p.value("upstream", "")) + "</code>" +
-              (p.value("passes_estimate", true) ? "" : " (passes no estimate: the line is the policy's default, " +
-                                                           html_escape(format_bytes(bytes_or(p["default_bytes"]))) + ")") +
-              (p.value("basis", std::string()).empty() ? "" : "; domain: " + html_escape(p.value("basis", ""))) + "</li>";
+  }
+  std::string list = "<ul class=\"meta\">", undrawn;
+  for (const json& p : panels["panels"]) {
+    if (!panel_has_true_peak(p)) {
+      undrawn += "<li><b>" + html_escape(p.value("panel", "")) + "</b>: " + html_escape(p.value("label", "")) + " — <code>" +
+                 html_escape(p.value("upstream", "")) + "</code></li>";
+      continue;
     }
-    page.add_html(list + "</ul>\n");
+    list += "<li><b>" + html_escape(p.value("panel", "")) + "</b>: " + html_escape(p.value("label", "")) + " — <code>" +
+            html_escape(p.value("upstream", "")) + "</code>" +
+            (p.value("passes_estimate", true) ? "" : " (passes no estimate: the line is the policy's default, " +
+                                                         html_escape(format_bytes(bytes_or(p["default_bytes"]))) + ")") +
+            (p.value("basis", std::string()).empty() ? "" : "; domain: " + html_escape(p.value("basis", ""))) + "</li>";
+  }
+  if (!chart.is_null()) page.add_html(list + "</ul>\n");
+  if (!undrawn.empty()) {
+    page.add_html("<p class=\"note\">Not drawn: estimators a policy asked about a stage whose VAE, op and backend have no true peak "
+                  "here (no working-memory trace in this suite and no published grid), so there is nothing to hold the model "
+                  "against:</p>\n<ul class=\"meta\">" + undrawn + "</ul>\n");
   }
 
   page.add_html("<h2>Reading this report</h2><p class=\"note\">Time is simulated: one step on the x axis is one allocator call "

@@ -29,6 +29,7 @@ constexpr std::string_view kRender = R"JS(
 (async function () {
   var charts = JSON.parse(document.getElementById('offsim-charts').textContent);
   var drawn = 0;
+  window.offsimViews = [];  // each drawn chart's Vega view, for anyone inspecting the page (the browser test)
   function dataItems(mark) {
     if (!mark || !mark.items) return 0;
     if (mark.marktype === 'group') {
@@ -38,10 +39,29 @@ constexpr std::string_view kRender = R"JS(
     }
     return mark.role === 'mark' ? mark.items.length : 0;
   }
+  // Datasets a chart takes from the JSON the page embeds (HtmlPage::DatasetRef): rows of arrays as objects.
+  var embedded = {};
+  function rowsOf(ref) {
+    if (!(ref.data in embedded)) embedded[ref.data] = JSON.parse(document.getElementById(ref.data).textContent);
+    var node = embedded[ref.data];
+    ref.pointer.split('/').slice(1).forEach(function (key) {
+      node = node[key.replace(/~1/g, '/').replace(/~0/g, '~')];
+    });
+    return node.map(function (row, i) {
+      var o = {i: i};
+      ref.columns.forEach(function (column, k) { o[column] = row[k]; });
+      return o;
+    });
+  }
   for (var i = 0; i < charts.length; ++i) {
     var c = charts[i];
     try {
+      if (c.datasets_from) {
+        c.spec.datasets = c.spec.datasets || {};
+        Object.keys(c.datasets_from).forEach(function (name) { c.spec.datasets[name] = rowsOf(c.datasets_from[name]); });
+      }
       var result = await vegaEmbed('#' + c.id, c.spec, {renderer: 'canvas', actions: false, loader: {target: '_self'}});
+      window.offsimViews.push({id: c.id, name: c.name, view: result.view});
       var items = dataItems(result.view.scenegraph().root);
       if (items === 0) window.offsimProblems.push('chart "' + c.name + '" (' + c.id + ') drew no data marks');
       else ++drawn;
@@ -136,11 +156,15 @@ HtmlPage::HtmlPage(std::string title) : title_(std::move(title)) {}
 
 void HtmlPage::add_html(std::string markup) { body_ += markup; }
 
-std::string HtmlPage::add_chart(nlohmann::json spec, std::string_view name) {
+std::string HtmlPage::add_chart(nlohmann::json spec, std::string_view name, std::vector<std::pair<std::string, DatasetRef>> datasets) {
   std::string id = "chart-" + std::to_string(charts_.size());
   if (!spec.contains("$schema")) spec["$schema"] = "https://vega.github.io/schema/vega-lite/v6.json";
   body_ += "<div class=\"chart\" id=\"" + id + "\"></div>\n";
-  charts_.push_back({id, std::string(name), std::move(spec)});
+  nlohmann::json from = nullptr;
+  for (const auto& [dataset, ref] : datasets) {
+    from[dataset] = {{"data", ref.data_id}, {"pointer", ref.pointer}, {"columns", ref.columns}};
+  }
+  charts_.push_back({id, std::string(name), std::move(spec), std::move(from)});
   return id;
 }
 
@@ -163,7 +187,10 @@ std::string HtmlPage::render(const VegaAssets& assets) const {
   out += "<p id=\"offsim-status\" class=\"status pending\">Drawing charts&hellip; (needs JavaScript)</p>\n";
   out += body_;
   nlohmann::json charts = nlohmann::json::array();
-  for (const Chart& c : charts_) charts.push_back({{"id", c.id}, {"name", c.name}, {"spec", c.spec}});
+  for (const Chart& c : charts_) {
+    charts.push_back({{"id", c.id}, {"name", c.name}, {"spec", c.spec}});
+    if (!c.datasets_from.is_null()) charts.back()["datasets_from"] = c.datasets_from;
+  }
   out += "<script type=\"application/json\" id=\"offsim-charts\">" + script_json(charts) + "</script>\n";
   for (const auto& [id, value] : data_) {
     out += "<script type=\"application/json\" id=\"" + html_escape(id) + "\">" + script_json(value) + "</script>\n";

@@ -41,7 +41,7 @@ json to_gib(const std::string& field, const std::string& as = "gib") {
 
 json x_axis(std::uint64_t x_max) {
   return {{"field", "x"}, {"type", "quantitative"}, {"title", "recorded trace event"},
-          {"scale", {{"domain", {0, x_max}}, {"nice", false}}}};
+          {"scale", {{"domain", {0, x_max}}, {"nice", false}}}, {"axis", spaced_ticks(kWidth)}};
 }
 
 json memory_chart(const json& data) {
@@ -56,7 +56,7 @@ json memory_chart(const json& data) {
   const json y = {{"field", "gib"}, {"type", "quantitative"}, {"title", "GiB"},
                   {"scale", {{"domain", {0, gib(y_max) * 1.06}}, {"nice", false}}}};
   json layers = json::array();
-  layers.push_back({{"data", {{"values", samples}}},
+  layers.push_back({{"data", {{"name", "samples"}}},
                     {"transform", json::array({{{"fold", {"r", "a"}}, {"as", {"m", "b"}}},
                                                {{"calculate", "datum.m === 'r' ? 'reserved' : 'allocated'"}, {"as", "memory"}},
                                                to_gib("b")})},
@@ -74,7 +74,9 @@ json memory_chart(const json& data) {
                                    {"encoding", {{"y", {{"field", "gib"}, {"type", "quantitative"}}}, {"x", {{"value", kWidth - 4}}}, {"text", {{"field", "label"}}}}}},
                               })}});
   if (!data["ooms"].empty()) {
-    layers.push_back({{"data", {{"values", data["ooms"]}}},
+    json ooms = data["ooms"];
+    for (json& o : ooms) o.erase("segments");  // drawn in their own map
+    layers.push_back({{"data", {{"values", ooms}}},
                       {"mark", {{"type", "rule"}, {"strokeWidth", 2}}},
                       {"encoding", {{"x", {{"field", "event_index"}, {"type", "quantitative"}}},
                                     {"color", {{"field", "kind"}, {"type", "nominal"}, {"title", "OOM"},
@@ -99,7 +101,7 @@ json memory_chart(const json& data) {
                                      {"encoding", {{"x", {{"field", "x"}, {"type", "quantitative"}}}, {"y", {{"value", 4}}}, {"text", {{"value", "first divergence"}}}}}},
                                 })}});
   }
-  layers.push_back({{"data", {{"values", samples}}},
+  layers.push_back({{"data", {{"name", "samples"}}},
                     {"transform", json::array({to_gib("r", "reserved_gib"), to_gib("a", "allocated_gib")})},
                     {"params", json::array({{{"name", "hover"},
                                              {"select", {{"type", "point"}, {"fields", {"x"}}, {"nearest", true}, {"on", "pointerover"}, {"clear", "pointerout"}}}}})},
@@ -112,6 +114,7 @@ json memory_chart(const json& data) {
   return {{"title", {{"text", "Memory over the trace (simulated)"}, {"anchor", "start"},
                      {"subtitle", "peak reserved " + format_bytes(bytes_or(data["replay"]["peak_reserved_bytes"])) + " · capacity " +
                                       format_bytes(capacity)}}},
+          {"datasets", {{"samples", samples}}},  // once, read by the lines and by the hover layer
           {"width", kWidth},
           {"height", 250},
           {"layer", layers},

@@ -201,9 +201,9 @@ json segment_map_chart(const json& segments_json, const std::string& title) {
   }
 
   const double row_mib = mib(row_bytes);
-  const json x = {{"field", "x0"}, {"type", "quantitative"}, {"scale", {{"domain", {0, row_mib}}, {"nice", false}}},
-                  {"axis", {{"title", "MiB within the row (each row is " + format_bytes(row_bytes) +
-                                           " of reserved memory; segments in address order, end to end)"}}}};
+  json x_axis = spaced_ticks(kWidth);
+  x_axis["title"] = "MiB within the row (each row is " + format_bytes(row_bytes) + " of reserved memory; segments in address order, end to end)";
+  const json x = {{"field", "x0"}, {"type", "quantitative"}, {"scale", {{"domain", {0, row_mib}}, {"nice", false}}}, {"axis", x_axis}};
   // Row labels: the offset where the row starts, in GiB, or in MiB for small maps.
   const bool in_gib = row_bytes >= 256 * MiB;
   const json y = {{"field", "r"}, {"type", "ordinal"},
@@ -220,7 +220,7 @@ json segment_map_chart(const json& segments_json, const std::string& title) {
       format_bytes(summary.releasable) + (summary.pending_free ? ", pending free " + format_bytes(summary.pending_free) : "") +
       "; largest free block " + format_bytes(summary.largest_free_block);
   const std::uint64_t rows = std::max<std::uint64_t>(1, (summary.reserved + row_bytes - 1) / row_bytes);
-  return {{"title", {{"text", title}, {"subtitle", subtitle}, {"anchor", "start"}}},
+  return {{"title", {{"text", wrap_to_width(title, kWidth, 13, true)}, {"subtitle", wrap_to_width(subtitle, kWidth, 11)}, {"anchor", "start"}}},
           {"width", kWidth},
           {"height", {{"step", rows > 16 ? 12 : 18}}},
           {"layer", json::array({

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "chart_util.hpp"
+#include "policy_palette.hpp"
 #include "offsim/sim/bytes.hpp"
 
 namespace offsim::report {
@@ -37,7 +38,8 @@ json x_axis(std::uint64_t x_max) {
   return {{"field", "x"},
           {"type", "quantitative"},
           {"title", "allocator calls (simulated time)"},
-          {"scale", {{"domain", {0, x_max}}, {"nice", false}}}};
+          {"scale", {{"domain", {0, x_max}}, {"nice", false}}},
+          {"axis", spaced_ticks(kWidth)}};
 }
 
 }  // namespace
@@ -62,7 +64,7 @@ std::vector<StageBand> stage_bands(const json& result) {
   return bands;
 }
 
-json timeline_chart(const json& result) {
+json timeline_chart(const json& result, Samples samples_from) {
   const std::uint64_t stride = stride_of(result);
   const json& timeline = result["timeline"];
   const std::uint64_t capacity = bytes_or(result["scenario"]["device_total_bytes"]);
@@ -74,7 +76,7 @@ json timeline_chart(const json& result) {
   for (std::size_t i = 0; i < timeline.size(); ++i) {
     const std::uint64_t reserved = bytes_or(timeline[i][0]);
     y_max = std::max(y_max, reserved);
-    samples.push_back({{"x", i * stride}, {"r", reserved}, {"a", bytes_or(timeline[i][1])}});
+    samples.push_back({{"i", i}, {"r", reserved}, {"a", bytes_or(timeline[i][1])}});
   }
   auto reserved_at = [&](std::uint64_t thinned) {
     return thinned < timeline.size() ? bytes_or(timeline[thinned][0]) : (timeline.empty() ? 0 : bytes_or(timeline.back()[0]));
@@ -109,10 +111,10 @@ json timeline_chart(const json& result) {
                 {"stop", s.value("stop_reason", "")},
                 {"evicted", evicted == 0 ? std::string("nothing") : bytes_with_exact(evicted)}};
     bands.push_back(row);
-    // Label bands wide enough to hold one.
-    if (static_cast<double>(band.end_sample - band.begin_sample) >= 0.06 * static_cast<double>(x_max)) {
-      labels.push_back({{"x0", band.begin_sample}, {"label", stage + (call > 1 || result["scenario"].value("calls", 1) > 1 ? " #" + std::to_string(call) : "")}});
-    }
+    // Label the bands wide enough to hold their label (10 px text, 3 px in from the band's left edge).
+    const std::string label = stage + (call > 1 || result["scenario"].value("calls", 1) > 1 ? " #" + std::to_string(call) : "");
+    const double band_px = static_cast<double>(band.end_sample - band.begin_sample) / static_cast<double>(x_max) * kWidth;
+    if (band_px >= text_width_px(label.size(), 10) + 8) labels.push_back({{"x0", band.begin_sample}, {"label", label}});
   }
 
   // Evictions at the start of the stage whose decision made them; unhandled OOMs where the stage ended.
@@ -154,7 +156,7 @@ json timeline_chart(const json& result) {
   layers.push_back({{"data", {{"values", bands}}},
                     {"mark", {{"type", "rect"}, {"opacity", 0.22}}},
                     {"encoding",
-                     {{"x", {{"field", "x0"}, {"type", "quantitative"}, {"title", x["title"]}, {"scale", x["scale"]}}},
+                     {{"x", {{"field", "x0"}, {"type", "quantitative"}, {"title", x["title"]}, {"scale", x["scale"]}, {"axis", x["axis"]}}},
                       {"x2", {{"field", "x1"}}},
                       {"color", {{"field", "stage"}, {"type", "nominal"}, {"title", "stage (shaded)"}, {"scale", {{"scheme", "set2"}}}}},
                       {"tooltip", json::array({{{"field", "stage"}, {"title", "stage"}},
@@ -170,8 +172,9 @@ json timeline_chart(const json& result) {
                       {"mark", {{"type", "text"}, {"align", "left"}, {"baseline", "bottom"}, {"dx", 3}, {"dy", -3}, {"fontSize", 10}, {"color", "#4a5060"}}},
                       {"encoding", {{"x", {{"field", "x0"}, {"type", "quantitative"}}}, {"y", {{"value", kHeight}}}, {"text", {{"field", "label"}}}}}});
   }
-  layers.push_back({{"data", {{"values", samples}}},
-                    {"transform", json::array({{{"fold", {"r", "a"}}, {"as", {"m", "b"}}},
+  const json sample_x = {{"calculate", "datum.i * " + std::to_string(stride)}, {"as", "x"}};
+  layers.push_back({{"data", {{"name", "samples"}}},
+                    {"transform", json::array({sample_x, {{"fold", {"r", "a"}}, {"as", {"m", "b"}}},
                                                {{"calculate", "datum.m === 'r' ? 'reserved' : 'allocated'"}, {"as", "memory"}},
                                                to_gib("b")})},
                     {"mark", {{"type", "line"}, {"interpolate", "step-after"}, {"strokeWidth", 1.6}}},
@@ -209,6 +212,10 @@ json timeline_chart(const json& result) {
                                                              exact_bytes_tooltip("bytes", "evicted")})}}}});
   }
   if (!ooms.empty()) {
+    // The label below the cross (the capacity's label sits above the capacity line), on the side of the line
+    // that has room: a run stops at its unhandled OOM, usually at the right edge, where a label to the right
+    // would sit on the legend.
+    const bool label_left = 2 * bytes_or(ooms[0]["x"]) > x_max;
     layers.push_back({{"data", {{"values", ooms}}},
                       {"transform", json::array({to_gib("b")})},
                       {"layer", json::array({
@@ -218,13 +225,14 @@ json timeline_chart(const json& result) {
                                      {"encoding", {{"x", x}, {"y", y},
                                                    {"tooltip", json::array({{{"field", "stage"}, {"title", "unhandled OOM in"}}, {{"field", "call"}, {"title", "call"}},
                                                                             {{"field", "requested"}, {"title", "requested"}}, {{"field", "message"}, {"title", "message"}}})}}}},
-                                    {{"mark", {{"type", "text"}, {"align", "left"}, {"dx", 5}, {"dy", -8}, {"fontWeight", "bold"}, {"color", kOomColour}}},
+                                    {{"mark", {{"type", "text"}, {"align", label_left ? "right" : "left"}, {"dx", label_left ? -8 : 8}, {"baseline", "top"}, {"dy", 6},
+                                               {"fontWeight", "bold"}, {"color", kOomColour}}},
                                      {"encoding", {{"x", x}, {"y", y}, {"text", {{"value", "OOM"}}}}}},
                                 })}});
   }
   // Nearest allocator call under the pointer: a faint rule with both values, exact bytes included.
-  layers.push_back({{"data", {{"values", samples}}},
-                    {"transform", json::array({{{"calculate", "datum.r / 1073741824"}, {"as", "reserved_gib"}},
+  layers.push_back({{"data", {{"name", "samples"}}},
+                    {"transform", json::array({sample_x, {{"calculate", "datum.r / 1073741824"}, {"as", "reserved_gib"}},
                                                {{"calculate", "datum.a / 1073741824"}, {"as", "allocated_gib"}}})},
                     {"params", json::array({{{"name", "hover"},
                                              {"select", {{"type", "point"}, {"fields", {"x"}}, {"nearest", true}, {"on", "pointerover"}, {"clear", "pointerout"}}}}})},
@@ -239,13 +247,16 @@ json timeline_chart(const json& result) {
   std::string subtitle = result.value("completed", false) ? "completed" : "FAILED: " + result.value("failure", std::string());
   subtitle += "  ·  peak reserved " + format_bytes(bytes_or(result["peak_reserved_bytes"])) + "  ·  evictions " +
               std::to_string(bytes_or(result["evictions"])) + "  ·  capacity " + format_bytes(capacity);
-  return {{"title", {{"text", policy.value("id", "") + " on " + result["scenario"].value("name", "")},
-                     {"subtitle", subtitle}, {"anchor", "start"}, {"subtitleColor", result.value("completed", false) ? "#555d6e" : kOomColour}}},
+  json spec = {{"title", {{"text", wrap_to_width(policy.value("id", "") + " on " + result["scenario"].value("name", ""), kWidth, 13, true)},
+                     {"subtitle", wrap_to_width(subtitle, kWidth, 11)}, {"anchor", "start"}, {"subtitleColor", result.value("completed", false) ? "#555d6e" : kOomColour}}},
           {"width", kWidth},
           {"height", kHeight},
           {"layer", layers},
           {"resolve", {{"scale", {{"color", "independent"}}}}},
           {"config", {{"legend", {{"orient", "right"}}}, {"title", {{"subtitleFontSize", 11}, {"limit", kWidth}}}}}};
+  // The samples once, read by the lines and by the hover layer; or from the page, which embeds them already.
+  if (samples_from == Samples::kInline) spec["datasets"] = {{"samples", samples}};
+  return spec;
 }
 
 json scenario_overview_chart(const std::vector<const json*>& results) {
@@ -272,8 +283,13 @@ json scenario_overview_chart(const std::vector<const json*>& results) {
     }
   }
   y_max = std::max(y_max, capacity);
+  json colours = json::array(), dashes = json::array();
+  for (const PolicyStyle& style : policy_styles(names.get<std::vector<std::string>>())) {
+    colours.push_back(style.colour);
+    dashes.push_back(style.dash);
+  }
   const json x = {{"field", "x"}, {"type", "quantitative"}, {"title", "progress through each run (% of its allocator calls)"},
-                  {"scale", {{"domain", {0, 100}}, {"nice", false}}}};
+                  {"scale", {{"domain", {0, 100}}, {"nice", false}}}, {"axis", spaced_ticks(kWidth)}};
   const json y = {{"field", "gib"}, {"type", "quantitative"}, {"title", "reserved GiB"},
                   {"scale", {{"domain", {0, gib(y_max) * 1.06}}, {"nice", false}}}};
   return {{"title", {{"text", "Reserved memory of every policy"}, {"anchor", "start"},
@@ -285,7 +301,9 @@ json scenario_overview_chart(const std::vector<const json*>& results) {
                          {"transform", json::array({{{"calculate", names.dump() + "[datum.p]"}, {"as", "policy"}}, to_gib("b")})},
                          {"mark", {{"type", "line"}, {"interpolate", "step-after"}, {"strokeWidth", 1.4}, {"opacity", 0.85}}},
                          {"encoding", {{"x", x}, {"y", y},
-                                       {"color", {{"field", "policy"}, {"type", "nominal"}, {"title", "policy"}, {"scale", {{"domain", names}, {"scheme", "tableau10"}}}}},
+                                       // One legend: colour and dash on the same field merge into it.
+                                       {"color", {{"field", "policy"}, {"type", "nominal"}, {"title", "policy"}, {"scale", {{"domain", names}, {"range", colours}}}}},
+                                       {"strokeDash", {{"field", "policy"}, {"type", "nominal"}, {"title", "policy"}, {"scale", {{"domain", names}, {"range", dashes}}}}},
                                        {"tooltip", json::array({{{"field", "policy"}}, {{"field", "c"}, {"title", "allocator call"}},
                                                                 gib_tooltip("gib", "reserved"), exact_bytes_tooltip("b", "reserved")})}}}},
                         {{"data", {{"values", json::array({{{"b", capacity}, {"bytes", capacity}}})}}},
@@ -293,7 +311,10 @@ json scenario_overview_chart(const std::vector<const json*>& results) {
                          {"mark", {{"type", "rule"}, {"color", kCapacityColour}, {"strokeDash", {6, 4}}, {"strokeWidth", 1.5}}},
                          {"encoding", {{"y", {{"field", "gib"}, {"type", "quantitative"}}},
                                        {"tooltip", json::array({exact_bytes_tooltip("bytes", "device capacity")})}}}},
-                    })}};
+                    })},
+          // Under the chart, in columns, names in full: fifteen ids do not fit beside a 1040 px chart.
+          {"config", {{"legend", {{"orient", "bottom"}, {"columns", 3}, {"labelLimit", 0}, {"symbolType", "stroke"},
+                                  {"symbolStrokeWidth", 2.5}, {"symbolSize", 400}, {"columnPadding", 24}}}}}};
 }
 
 }  // namespace offsim::report

@@ -1,16 +1,24 @@
-"""The eval HTML report in a real browser (ctest report_browser; labels browser, cli).
+"""The HTML reports in a real browser (ctest report_browser; labels browser, cli).
 
 usage: report_browser.py OFFSIM_BINARY SOURCE_DIR WORK_DIRECTORY [CHROMIUM]
 
-Runs `offsim eval --html` on the default suite, opens the file in headless Chromium (Debian's
-/usr/bin/chromium, no network: the page must need none) and reads back what the page recorded about
-itself on <body>: data-offsim-report ("ok" only when every chart embedded, drew data marks, and no script
-raised an error, rejected a promise or logged a console error or warning), data-offsim-charts
-("drawn/total") and data-offsim-problems. Then takes a screenshot (WORK_DIRECTORY/report.png) and checks
-that it is not blank. Where this build's `offsim replay` has --html, the same checks on a replay report of
-a simulated run exported with --export-snapshot. Exits 0, 77 when Chromium is absent (ctest SKIP_RETURN_CODE), or raises.
+Runs `offsim eval --html` on the default suite, `offsim calibrate --html` on the Qwen-Image grids and
+`offsim replay --html` on two traces (a simulated run
+exported as a snapshot; a requests-only CPU recording replayed on a device too small for it), opens each
+page in headless Chromium (Debian's /usr/bin/chromium, no network: the page must need none) in a window
+1400 px wide, and reads back what the page recorded about itself on <body>: data-offsim-report ("ok" only
+when every chart embedded, drew data marks, and no script raised an error, rejected a promise or logged a
+console error or warning), data-offsim-charts ("drawn/total") and data-offsim-problems. A copy of each page
+carries report_layout.js, which measures what a reader sees in every chart; the test fails on a chart
+wider than the page, text Vega cut short with an ellipsis, axis labels that touch, texts that overlap, legend entries that look
+alike, an estimator panel without a true peak or without axis labels of its own, and a replay that prints a
+percentage of nothing or stops at an OOM without its segment map. The default report's size must be within
+15% of what docs/reports.md says (checked with or without Chromium). Then takes screenshots
+(WORK_DIRECTORY/report.png, replay-oom.png) and checks that they are not blank. Exits 0, 77 when Chromium
+is absent (ctest SKIP_RETURN_CODE), or raises.
 """
 import html
+import json
 import os
 import re
 import shutil
@@ -77,27 +85,99 @@ def png_ink(path):
     return ink / max(1, (width // 4) * height)
 
 
-def check_page(browser, report):
-    """Opens `report` and returns (drawn, total) from what the page recorded about itself."""
-    dom = chromium(browser, "--dump-dom", "file://" + os.path.abspath(report))
+LAYOUT_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report_layout.js")
+WINDOW = "--window-size=1400,1000"  # the narrowest desktop window the report is meant to fit
+
+
+def check_page(browser, report, work):
+    """Opens a copy of `report` with the layout probe; checks what the page recorded about itself and
+    returns (drawn, total, layout)."""
+    with open(report, encoding="utf-8") as f:
+        page = f.read()
+    with open(LAYOUT_PROBE, encoding="utf-8") as f:
+        probe = f.read()
+    body_open = page.index("<body data-offsim-report")
+    body_open = page.index(">", body_open) + 1
+    probed = os.path.join(work, "probed-" + os.path.basename(report))
+    with open(probed, "w", encoding="utf-8") as f:
+        f.write(page[:body_open] + "<script>" + probe + "</script>" + page[body_open:])
+    dom = chromium(browser, WINDOW, "--dump-dom", "file://" + os.path.abspath(probed))
+    os.remove(probed)
     body = re.search(r"<body(\s[^>]*data-offsim-report=[^>]*)>", dom)  # not a "<body>" inside inlined JS
     assert body, dom[:2000]
     attributes = {k: html.unescape(v) for k, v in re.findall(r'(data-offsim-[a-z]+)="([^"]*)"', body.group(1))}
     problems = attributes.get("data-offsim-problems", "")
     assert attributes.get("data-offsim-report") == "ok", (report, attributes.get("data-offsim-report"), problems[:3000])
     drawn, total = (int(x) for x in attributes["data-offsim-charts"].split("/"))
-    with open(report, encoding="utf-8") as f:
-        charts = f.read().count('<div class="chart" id="chart-')
+    charts = page.count('<div class="chart" id="chart-')
     assert drawn == total == charts and total > 0, (report, drawn, total, charts)
-    return drawn, total
+    assert "data-offsim-layout" in attributes, "the layout probe recorded nothing"
+    layout = json.loads(attributes["data-offsim-layout"])
+    assert len(layout["charts"]) == total, (len(layout["charts"]), total)
+    return drawn, total, layout
+
+
+def layout_problems(layout):
+    """What a reader of the page would trip over, one line per problem."""
+    problems = []
+    for c in layout["charts"]:
+        where = f"{c['id']} ({c['name'][:90]})"
+        if "error" in c:
+            problems.append(f"{where}: the probe failed: {c['error']}")
+            continue
+        if c["right"] > c["content_right"] + 1 or c["left"] < c["content_left"] - 1:
+            problems.append(f"{where}: drawn from x={c['left']:.0f} to {c['right']:.0f} px, the page's content is "
+                            f"{c['content_left']:.0f}-{c['content_right']:.0f} px: cut off")
+        for t in c["truncated"]:
+            problems.append(f"{where}: {t['role']} cut short ({t['width']:.0f} px > limit {t['limit']}): {t['text'][:120]!r}")
+        for a, b in c["overlapping_labels"]:
+            problems.append(f"{where}: axis labels {a!r} and {b!r} touch")
+        for a, b in c["overlapping_text"]:
+            problems.append(f"{where}: texts overlap: {a[:80]!r} and {b[:80]!r}")
+        for legend in c["legends"]:
+            looks = [(e["colour"], e["shape"], e["dash"]) for e in legend["entries"]]
+            for i, look in enumerate(looks):
+                if looks.index(look) != i:
+                    problems.append(f"{where}: legend {legend['title']!r}: {legend['entries'][i].get('label')!r} looks like "
+                                    f"{legend['entries'][looks.index(look)].get('label')!r} ({look[0]})")
+        if c["name"] == "estimators":
+            for cell in c["cells"]:
+                if cell["symbols"] == 0:
+                    problems.append(f"{where}: panel {cell['title']!r} draws no true peak")
+                if cell["axis_labels"] == 0:
+                    problems.append(f"{where}: panel {cell['title']!r} has no axis labels of its own")
+    return problems
+
+
+def check_documented_size(source, size):
+    """docs/reports.md states the default report's size; fail when it no longer describes the file."""
+    with open(os.path.join(source, "docs/reports.md"), encoding="utf-8") as f:
+        stated = re.search(r"The default suite's report is about ([0-9.]+) MB", f.read())
+    assert stated, "docs/reports.md no longer states the default report's size"
+    documented = float(stated.group(1)) * 1e6
+    assert abs(size - documented) <= 0.15 * documented, \
+        f"the default report is {size / 1e6:.1f} MB; docs/reports.md says about {stated.group(1)} MB: measure it and update the doc"
+
+
+def replay_report(offsim, trace, report, *args):
+    result = subprocess.run([offsim, "replay", trace, "--quiet", "--html", report, *args], capture_output=True, text=True,
+                            timeout=600, check=False)
+    assert os.path.exists(report), (result.returncode, result.stderr[-2000:])
+    return result
+
+
+def screenshot(browser, report, path, height):
+    if os.path.exists(path):
+        os.remove(path)
+    chromium(browser, f"--screenshot={path}", f"--window-size=1400,{height}", "file://" + os.path.abspath(report))
+    ink = png_ink(path)
+    assert ink > 0.05, f"the screenshot {path} is nearly blank ({ink:.3f} of pixels drawn)"
+    return ink
 
 
 def main():
     offsim, source, work = sys.argv[1:4]
     browser = sys.argv[4] if len(sys.argv) > 4 else "/usr/bin/chromium"
-    if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
-        print(f"SKIP: {browser} not found (Debian package chromium); the browser test needs it")
-        return 77
     os.makedirs(work, exist_ok=True)
     report = os.path.join(work, "report.html")
     result = subprocess.run([offsim, "eval", "--quiet", "--root", source, "--suite", "scenarios/default", "--html", report],
@@ -110,40 +190,53 @@ def main():
     assert charts >= runs + 2, (charts, runs)  # the matrix, an overview per scenario, a timeline per run
     assert "http://" not in re.sub(r"<script>.*?</script>", "", page, flags=re.S).replace("http://www.w3.org", ""), \
         "the page refers to the network outside its inlined libraries"
+    check_documented_size(source, os.path.getsize(report))
+    if not (os.path.isfile(browser) and os.access(browser, os.X_OK)):
+        print(f"SKIP: {browser} not found (Debian package chromium); the browser test needs it")
+        return 77
 
-    drawn, total = check_page(browser, report)
+    drawn, total, layout = check_page(browser, report, work)
+    problems = layout_problems(layout)
 
-    # The replay report, where this build's `offsim replay` writes one: a simulated run exported as a
-    # memory snapshot, replayed.
-    replay_help = subprocess.run([offsim, "replay", "--help"], capture_output=True, text=True, check=False).stdout
-    replayed = ""
-    if "--html" in replay_help:
-        trace = os.path.join(work, "run.pickle")
-        run_report = os.path.join(work, "replay.html")
-        subprocess.run([offsim, "eval", "--quiet", "--no-min-capacity", "--root", source, "--policy", "invokeai@a6724695",
-                        "--suite", "scenarios/default/invokeai-9305-qwen-edit-q8-w7900-rocm.json", "--export-snapshot", trace],
-                       check=True, capture_output=True, timeout=600)
-        result = subprocess.run([offsim, "replay", trace, "--quiet", "--html", run_report], capture_output=True, text=True,
-                                timeout=600, check=False)
-        assert result.returncode == 0 and os.path.exists(run_report), (result.returncode, result.stderr[-2000:])
-        replay_drawn, _ = check_page(browser, run_report)
-        replayed = f"; replay report {replay_drawn} charts"
+    # Replay reports: a simulated run exported as a memory snapshot, replayed as recorded; and a requests-only
+    # CPU recording (nothing recorded to compare) replayed on a device too small for it (a what-if OOM).
+    trace = os.path.join(work, "run.pickle")
+    subprocess.run([offsim, "eval", "--quiet", "--no-min-capacity", "--root", source, "--policy", "invokeai@a6724695",
+                    "--suite", "scenarios/default/invokeai-9305-qwen-edit-q8-w7900-rocm.json", "--export-snapshot", trace],
+                   check=True, capture_output=True, timeout=600)
+    run_report = os.path.join(work, "replay.html")
+    result = replay_report(offsim, trace, run_report)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    replay_drawn, _, replay_layout = check_page(browser, run_report, work)
+    problems += layout_problems(replay_layout)
+
+    oom_report = os.path.join(work, "replay-oom.html")
+    cpu_trace = os.path.join(source, "traces/cpu/sd15-vae_decode_512x512_bf16_efficient_implicit.otrace")
+    result = replay_report(offsim, cpu_trace, oom_report, "--capacity", "400MiB")
+    assert "n/a (nothing recorded to compare)" in result.stdout, result.stdout[-2000:]
+    oom_drawn, _, oom_layout = check_page(browser, oom_report, work)
+    problems += layout_problems(oom_layout)
+    with open(oom_report, encoding="utf-8") as f:
+        text = re.sub(r"<script.*?</script>", "", f.read(), flags=re.S)
+    fidelity = re.search(r"<h2>Fidelity</h2>\s*<p>(.*?)</p>", text, flags=re.S).group(1)
+    if "n/a (nothing recorded to compare)" not in fidelity or "%" in fidelity:
+        problems.append(f"replay-oom.html: a requests-only trace's fidelity should read n/a as on the terminal: {fidelity[:200]!r}")
+    if not any(c["name"] == "replay: segments at the unhandled OOM" for c in oom_layout["charts"]):
+        problems.append("replay-oom.html: the what-if replay stopped at an unhandled OOM and shows no segment map of it")
 
     # The calibrate report (docs/calibration.md) on the published Qwen-Image grids.
     calibration = os.path.join(work, "calibration.html")
     subprocess.run([offsim, "calibrate", "--quiet", "--root", source, "--model", "qwen_image", "--html", calibration],
                    check=True, capture_output=True, timeout=600)
-    calibrated, _ = check_page(browser, calibration)
-    replayed += f"; calibrate report {calibrated} charts"
+    calibrated, _, calibration_layout = check_page(browser, calibration, work)
+    problems += layout_problems(calibration_layout)
 
-    screenshot = os.path.join(work, "report.png")
-    if os.path.exists(screenshot):
-        os.remove(screenshot)
-    chromium(browser, f"--screenshot={screenshot}", "--window-size=1360,2400", "file://" + os.path.abspath(report))
-    ink = png_ink(screenshot)
-    assert ink > 0.05, f"the screenshot is nearly blank ({ink:.3f} of pixels drawn)"
-    print(f"report_browser: {drawn}/{total} charts drawn with no JavaScript problem; {runs} runs; "
-          f"screenshot {screenshot} ({ink:.0%} ink){replayed}")
+    assert not problems, f"{len(problems)} layout problem(s):\n" + "\n".join(problems[:60])
+
+    ink = screenshot(browser, report, os.path.join(work, "report.png"), 2400)
+    screenshot(browser, oom_report, os.path.join(work, "replay-oom.png"), 2800)
+    print(f"report_browser: {drawn}/{total} charts drawn with no JavaScript or layout problem; {runs} runs; "
+          f"screenshot {os.path.join(work, 'report.png')} ({ink:.0%} ink); replay reports {replay_drawn} and {oom_drawn} charts; calibrate report {calibrated} charts")
     return 0
 
 

@@ -71,7 +71,7 @@ TEST(EvalReport, TimelineMarksTheOomAndTheCapacity) {
   EXPECT_EQ(ooms, 1u);
   bool capacity = false;
   for (const json& l : spec["layer"]) {
-    if (l.contains("data") && !l["data"]["values"].empty() && l["data"]["values"][0].contains("label") &&
+    if (l.contains("data") && l["data"].contains("values") && !l["data"]["values"].empty() && l["data"]["values"][0].contains("label") &&
         l["data"]["values"][0]["label"].get<std::string>().rfind("device capacity 44.98 GiB", 0) == 0) {
       capacity = l["data"]["values"][0]["bytes"] == r["scenario"]["device_total_bytes"];
     }
@@ -81,8 +81,9 @@ TEST(EvalReport, TimelineMarksTheOomAndTheCapacity) {
   const json& lines = layer_with_mark(spec, "line");
   ASSERT_FALSE(lines.is_null());
   EXPECT_EQ(lines["encoding"]["y"]["title"], "GiB");
-  EXPECT_EQ(lines["data"]["values"].size(), r["timeline"].size());
-  EXPECT_EQ(lines["data"]["values"].back()["r"], r["timeline"].back()[0]);
+  ASSERT_EQ(lines["data"]["name"], "samples");  // once in the spec, read by the lines and the hover layer
+  EXPECT_EQ(spec["datasets"]["samples"].size(), r["timeline"].size());
+  EXPECT_EQ(spec["datasets"]["samples"].back()["r"], r["timeline"].back()[0]);
 }
 
 TEST(EvalReport, StageBandsCarryTheProvenanceOfT) {
@@ -163,6 +164,9 @@ TEST(EvalReport, PageHoldsEveryChart) {
   EXPECT_NE(html.find("id=\"run-1\""), std::string::npos);
   EXPECT_NE(html.find("Segment map at the OOM"), std::string::npos);
   EXPECT_NE(html.find("<b>published</b>: published:"), std::string::npos);  // T's provenance in the stage table
+  // Timelines draw the samples the embedded eval JSON holds, not a second copy.
+  EXPECT_NE(html.find("\"datasets_from\":{\"samples\":{\"columns\":[\"r\",\"a\"],\"data\":\"offsim-eval\",\"pointer\":\"/results/0/timeline\"}}"),
+            std::string::npos);
   // The embedded eval JSON leaves segment lists to the charts.
   const auto at = html.find("id=\"offsim-eval\">");
   ASSERT_NE(at, std::string::npos);

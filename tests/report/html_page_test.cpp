@@ -53,6 +53,16 @@ TEST(HtmlPage, ChartsGetIdsSchemaAndTheSelfCheck) {
   EXPECT_NE(html.find("drew no data marks"), std::string::npos);
 }
 
+TEST(HtmlPage, ChartsCanReadRowsOfEmbeddedData) {
+  HtmlPage page("t");
+  page.add_data("offsim-eval", {{"results", {{{"timeline", {{1, 2}, {3, 4}}}}}}});
+  page.add_chart({{"mark", "line"}, {"data", {{"name", "samples"}}}}, "a", {{"samples", {"offsim-eval", "/results/0/timeline", {"r", "a"}}}});
+  const std::string html = page.render(fake_assets());
+  EXPECT_NE(html.find("\"datasets_from\":{\"samples\":{\"columns\":[\"r\",\"a\"],\"data\":\"offsim-eval\",\"pointer\":\"/results/0/timeline\"}}"),
+            std::string::npos);
+  EXPECT_NE(html.find("function rowsOf(ref)"), std::string::npos);  // what resolves it when the page draws
+}
+
 TEST(HtmlPage, EmbedsJsonData) {
   HtmlPage page("t");
   page.add_data("offsim-eval", {{"results", nlohmann::json::array()}});

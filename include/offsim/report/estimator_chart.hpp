@@ -7,7 +7,11 @@
 
 namespace offsim::report {
 
-/// Vega-Lite spec; nullopt-like null when there is no panel to draw.
+/// Whether a panel has a true peak to hold its model against: a panel of the model alone judges nothing, so
+/// the chart leaves it out and the page lists it instead.
+bool panel_has_true_peak(const nlohmann::json& panel);
+
+/// Vega-Lite spec of the panels with a true peak, each with axes of its own; null when none has one.
 nlohmann::json estimator_chart(const nlohmann::json& panels);
 
 }  // namespace offsim::report

@@ -26,8 +26,17 @@ class HtmlPage {
 
   /// Markup placed in order; the caller escapes text with html_escape.
   void add_html(std::string markup);
-  /// A Vega-Lite chart placed here (its spec carries its data inline); returns the element id.
-  std::string add_chart(nlohmann::json spec, std::string_view name);
+  /// Rows of a JSON document embedded with add_data, handed to a chart as a named Vega-Lite dataset when the
+  /// page draws: `pointer` (RFC 6901) names an array of arrays, each row becoming an object with `columns`
+  /// as keys plus "i", the row's index. A chart draws what the page already carries without a second copy.
+  struct DatasetRef {
+    std::string data_id;   // an add_data id
+    std::string pointer;   // e.g. "/results/17/timeline"
+    std::vector<std::string> columns;
+  };
+  /// A Vega-Lite chart placed here; returns the element id. Its spec carries its data inline, except the
+  /// datasets in `datasets` (name -> rows of embedded data), which its layers read as {"name": ...}.
+  std::string add_chart(nlohmann::json spec, std::string_view name, std::vector<std::pair<std::string, DatasetRef>> datasets = {});
   /// A JSON document embedded as <script type="application/json" id="...">, for readers of the file.
   void add_data(std::string id, nlohmann::json value);
 
@@ -41,6 +50,7 @@ class HtmlPage {
     std::string id;
     std::string name;
     nlohmann::json spec;
+    nlohmann::json datasets_from;  // null, or {name: {"data", "pointer", "columns"}}
   };
   std::string title_;
   std::string body_;

@@ -10,8 +10,13 @@
 
 namespace offsim::report {
 
-/// Vega-Lite spec for one result.
-nlohmann::json timeline_chart(const nlohmann::json& result);
+/// How the timeline's samples come: in the spec, or from the page (HtmlPage::DatasetRef over the embedded
+/// eval JSON's result["timeline"], columns "r" and "a"), which then holds them only once.
+enum class Samples { kInline, kFromPage };
+
+/// Vega-Lite spec for one result. Its layers read the dataset "samples": rows {i, r, a} (the thinned
+/// timeline's index, reserved and allocated bytes), x = i * timeline_stride.
+nlohmann::json timeline_chart(const nlohmann::json& result, Samples samples = Samples::kInline);
 
 /// Vega-Lite spec: reserved memory of each result (all of one scenario), one line per policy.
 nlohmann::json scenario_overview_chart(const std::vector<const nlohmann::json*>& results);
