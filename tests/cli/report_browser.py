@@ -3,8 +3,8 @@
 usage: report_browser.py OFFSIM_BINARY SOURCE_DIR WORK_DIRECTORY [CHROMIUM]
 
 Runs `offsim eval --html` on the default suite, `offsim calibrate --html` on the Qwen-Image grids and
-`offsim replay --html` on two traces (a simulated run
-exported as a snapshot; a requests-only CPU recording replayed on a device too small for it), opens each
+`offsim replay --html` on two traces (a simulated run exported as a snapshot; a requests-only CPU recording
+replayed on a device too small for it), opens each
 page in headless Chromium (Debian's /usr/bin/chromium, no network: the page must need none) in a window
 1400 px wide, and reads back what the page recorded about itself on <body>: data-offsim-report ("ok" only
 when every chart embedded, drew data marks, and no script raised an error, rejected a promise or logged a
