@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
+#include <rapidcheck/detail/Configuration.h>
 #include <rapidcheck/detail/TestListenerAdapter.h>
 
 #include "offsim/check/case_generators.hpp"
@@ -76,9 +78,37 @@ std::string file_safe(std::string s) {
   return s;
 }
 
-bool violated(PropertyId property, const policies::PropertyResult& p, bool feasible, const std::string& aspect) {
+// RapidCheck prints "Using configuration: seed=<random>" to stderr the first time it reads its global
+// configuration (RC_PARAMS), which checkProperty does to look up its `reproduce` map. offsim passes every
+// parameter itself (the seed is --seed's), so that line, with a seed that is never used, reads as if the
+// gate's seed were not fixed: read the configuration once with stderr muted. The CLI prints the seeds.
+void load_rapidcheck_configuration_quietly() {
+  static const bool loaded = [] {
+    std::streambuf* const saved = std::cerr.rdbuf(nullptr);
+    try {
+      (void)rc::detail::configuration();
+    } catch (...) {
+      std::cerr.rdbuf(saved);
+      throw;
+    }
+    std::cerr.rdbuf(saved);  // also clears the badbit a null buffer set
+    return true;
+  }();
+  (void)loaded;
+}
+
+bool violated(PropertyId property, const policies::PropertyResult& p, bool feasible, const std::string& aspect,
+              const std::vector<std::string>& excluded_aspects) {
   if (property == PropertyId::kP3 && !feasible) return false;  // no policy can run it: P3 does not apply
   if (p.verdict != policies::Verdict::kFail && p.verdict != policies::Verdict::kReported) return false;
+  const auto listed = [&](const std::string& a) {
+    return std::find(excluded_aspects.begin(), excluded_aspects.end(), a) != excluded_aspects.end();
+  };
+  // "fragmentation-only" qualifies a fragmentation fault (P1 and P2 held); it is not a fault of its own.
+  const auto excluded = [&](const std::string& a) { return listed(a) || (a == "fragmentation-only" && listed("fragmentation")); };
+  if (!excluded_aspects.empty() && !p.aspects.empty() && std::all_of(p.aspects.begin(), p.aspects.end(), excluded)) {
+    return false;
+  }
   return aspect.empty() || std::find(p.aspects.begin(), p.aspects.end(), aspect) != p.aspects.end();
 }
 
@@ -181,7 +211,7 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
   const auto fails = [&](const GeneratedCase& c) -> const CaseOutcome* {
     const CaseOutcome& o = cache.get(policy, c, property == PropertyId::kP4);
     const policies::PropertyResult& p = o.report.results[static_cast<std::size_t>(property)];
-    return violated(property, p, o.feasible, options.aspect) ? &o : nullptr;
+    return violated(property, p, o.feasible, options.aspect, options.excluded_aspects) ? &o : nullptr;
   };
   const auto detail_of = [&](const CaseOutcome& o) {
     const policies::PropertyResult& p = o.report.results[static_cast<std::size_t>(property)];
@@ -213,6 +243,7 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
   metadata.description = metadata.id;
   // A silent listener: offsim prints its own report and replay command, not RapidCheck's.
   rc::detail::TestListenerAdapter listener;
+  load_rapidcheck_configuration_quietly();
   const auto outcome = rc::detail::checkProperty(rc::detail::toProperty([&] {
                                                    const GeneratedCase c = *gen_case(inputs);
                                                    testable(c);
@@ -238,7 +269,10 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
       std::ostringstream line;
       line << simplest;
       result.counterexample_case = line.str() + "\n";
-      result.counterexample = o.scenario.to_json();
+      // The file names what it breaks, so that `offsim check --replay FILE` needs nothing retyped.
+      policies::Scenario shrunk = o.scenario;
+      shrunk.finding = policies::ScenarioFinding{policy, {}, std::string(to_string(property)), options.aspect, options.seed};
+      result.counterexample = shrunk.to_json();
     } else {
       result.failure = failure.description;
     }
@@ -265,16 +299,14 @@ PropertyCheckResult check_property(const std::string& policy, PropertyId propert
     out.write("\n");
     out.commit();
     result.counterexample_file = file.string();
-    result.replay_command = "offsim check --replay " + file.string() + " --policy '" + policy + "' --property " +
-                            std::string(to_string(property)) +
-                            (options.aspect.empty() ? "" : " --aspect " + options.aspect);
+    result.replay_command = "offsim check --replay " + file.string();  // policy and property are in the file
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
 PropertyCheckResult check_property_on(const std::string& policy, PropertyId property, const policies::Scenario& scenario,
-                                      const std::string& aspect) {
+                                      const std::string& aspect, const std::vector<std::string>& excluded_aspects) {
   PropertyCheckResult result;
   result.policy = policy;
   result.property = property;
@@ -285,9 +317,10 @@ PropertyCheckResult check_property_on(const std::string& policy, PropertyId prop
   bool feasible = true;
   for (const policies::Stage& stage : scenario.stages) feasible = feasible && policies::fits_alone(scenario, stage);
   const policies::PropertyResult& p = eval.properties.results[static_cast<std::size_t>(property)];
-  const bool failed = violated(property, p, feasible, aspect);
+  const bool failed = violated(property, p, feasible, aspect, excluded_aspects);
   result.outcome = failed ? CheckOutcome::kViolated : CheckOutcome::kHolds;
-  if (failed) result.failure = p.detail + (eval.properties.diagnosis.empty() ? "" : " [" + eval.properties.diagnosis + "]");
+  const std::string& diagnosis = eval.properties.diagnosis;
+  if (failed) result.failure = p.detail + (diagnosis.empty() || p.detail.find(diagnosis) != std::string::npos ? "" : " [" + diagnosis + "]");
   return result;
 }
 

@@ -113,16 +113,85 @@ void print_checks(const std::vector<PropertyCheckResult>& checks) {
   }
 }
 
+// Re-checks one stored scenario. The policy, property and aspect default to what the file's "finding"
+// records (every counterexample `offsim check` writes has one); --policy takes ids and family names as
+// everywhere else, and each selected policy is checked.
 int run_replay(const CheckOptions& o, const fs::path& root) {
-  if (o.policies.size() != 1 || o.properties.size() != 1) {
-    throw UsageError("--replay needs exactly one --policy and one --property");
-  }
   const policies::Scenario scenario = policies::Scenario::load(o.replay, root);
-  const PropertyId property = from_command_line([&] { return parse_property(o.properties[0]); });
-  const PropertyCheckResult r = check_property_on(o.policies[0], property, scenario, o.aspect);
-  std::cout << o.policies[0] << " " << o.properties[0] << " on " << o.replay << ": "
-            << (r.holds() ? "holds" : "VIOLATED: " + r.failure) << "\n";
-  return r.holds() ? kExitOk : kExitFailed;
+  const std::optional<policies::ScenarioFinding>& finding = scenario.finding;
+  std::vector<std::string> policy_ids;
+  for (const std::string& p : o.policies) {
+    for (std::string& id : from_command_line([&] { return policies::match_policies(p); })) policy_ids.push_back(std::move(id));
+  }
+  if (policy_ids.empty() && finding) {
+    policy_ids.push_back(finding->policy);
+    policy_ids.insert(policy_ids.end(), finding->also.begin(), finding->also.end());
+  }
+  if (o.properties.size() > 1) throw UsageError("--replay checks one --property at a time");
+  std::string property_name = o.properties.empty() ? (finding ? finding->property : "") : o.properties[0];
+  if (policy_ids.empty() || property_name.empty()) {
+    throw UsageError("--replay " + o.replay + ": the file records no \"finding\" (policy and property it breaks): give " +
+                     "--policy and --property");
+  }
+  const PropertyId property = from_command_line([&] { return parse_property(property_name); });
+  const std::string aspect = !o.aspect.empty() || !o.properties.empty() || !finding ? o.aspect : finding->aspect;
+  bool all_hold = true;
+  for (const std::string& id : policy_ids) {
+    const PropertyCheckResult r = check_property_on(id, property, scenario, aspect);
+    std::cout << id << " " << to_string(property) << (aspect.empty() ? "" : "." + aspect) << " on " << o.replay << ": "
+              << (r.holds() ? "holds" : "VIOLATED: " + r.failure) << "\n";
+    all_hold = all_hold && r.holds();
+  }
+  return all_hold ? kExitOk : kExitFailed;
+}
+
+// What a search or a replay checked, for --json (docs/check_json.md).
+nlohmann::json checks_json(const std::vector<PropertyCheckResult>& checks) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const PropertyCheckResult& c : checks) out.push_back(check_json(c));
+  return out;
+}
+
+nlohmann::json corpus_json(const std::vector<CorpusResult>& results, const CorpusOptions& options, bool ok) {
+  nlohmann::json entries = nlohmann::json::array();
+  for (const CorpusResult& r : results) {
+    const CorpusEntry& e = *r.entry;
+    nlohmann::json exceptions = nlohmann::json::array();
+    for (const FixedException& x : e.fixed_exceptions) {
+      exceptions.push_back({{"property", std::string(to_string(x.property)) + (x.aspect.empty() ? "" : "." + x.aspect)},
+                            {"why", x.why}});
+    }
+    nlohmann::json fixed = checks_json(r.fixed_searches);
+    for (std::size_t i = 0; i < r.fixed_searches.size(); ++i) {
+      fixed[i]["fails_entry"] = r.fixed_fails(r.fixed_searches[i]);
+      fixed[i]["excuse"] = r.fixed_excuse(r.fixed_searches[i]).value_or("");
+    }
+    nlohmann::json fixed_replays = checks_json(r.fixed_replays);
+    for (std::size_t i = 0; i < r.fixed_replays.size(); ++i) {
+      fixed_replays[i]["fails_entry"] = r.fixed_replay_fails(r.fixed_replays[i]);
+      fixed_replays[i]["excuse"] = r.fixed_excuse(r.fixed_replays[i]).value_or("");
+    }
+    entries.push_back({{"bug", e.bug},
+                       {"file", e.file},
+                       {"property", std::string(to_string(e.property)) + (e.aspect.empty() ? "" : "." + e.aspect)},
+                       {"buggy", e.buggy},
+                       {"fixed", e.fixed},
+                       {"fixed_exceptions", exceptions},
+                       {"detected", r.detected()},
+                       {"ok", r.ok()},
+                       {"buggy_searches", checks_json(r.buggy_searches)},
+                       {"fixed_searches", fixed},
+                       {"buggy_replays", checks_json(r.buggy_replays)},
+                       {"fixed_replays", fixed_replays}});
+  }
+  return {{"format", "offsim-corpus/1"}, {"seeds", options.seeds}, {"cases", options.cases}, {"ok", ok},
+          {"entries", entries}};
+}
+
+std::string seeds_text(const std::vector<std::uint64_t>& seeds) {
+  return seeds.size() == 1 ? "seed " + std::to_string(seeds[0])
+                           : std::to_string(seeds.size()) + " seeds " + std::to_string(seeds.front()) + ".." +
+                                 std::to_string(seeds.back());
 }
 
 int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
@@ -136,41 +205,77 @@ int run_corpus_mode(const CheckOptions& o, const fs::path& root) {
   options.cases = o.cases;
   options.root = root;
   options.counterexample_dir = o.out;
+  std::cout << "corpus: " << entries.size() << " entries, " << seeds_text(options.seeds) << " (fixed: every run draws the "
+            << "same cases; --seed changes it), " << o.cases << " cases per search; counterexamples go to " << o.out
+            << "/ (--out)\n\n";
   Progress progress("check --corpus (entry x seed)", 0, o.quiet);
   options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
   const std::vector<CorpusResult> results = run_corpus(entries, options);
   progress.finish();
-  Table table({"bug", "property", "buggy variant", "detected", "fixed variant", "fixed passes", "stored scenarios"});
+  Table table({"bug", "property", "buggy variant", "detected", "fixed variant", "fixed: every property", "reported",
+               "stored scenarios"});
   bool ok = true;
-  std::vector<PropertyCheckResult> all;
   for (const CorpusResult& r : results) {
-    std::size_t fixed_ok = 0;
-    for (const PropertyCheckResult& f : r.fixed_searches) fixed_ok += f.holds() ? 1 : 0;
+    std::size_t fixed_ok = 0, reported = 0;
+    for (const PropertyCheckResult& f : r.fixed_searches) {
+      fixed_ok += r.fixed_fails(f) ? 0 : 1;
+      reported += r.fixed_excuse(f) ? 1 : 0;
+    }
     std::size_t stored_ok = 0;
-    for (std::size_t i = 0; i < r.buggy_replays.size(); ++i) {
-      stored_ok += (r.buggy_replays[i].violated() && r.fixed_replays[i].holds()) ? 1 : 0;
+    for (const PropertyCheckResult& b : r.buggy_replays) {
+      bool fixed_holds = true;
+      for (const PropertyCheckResult& f : r.fixed_replays) {
+        if (f.counterexample_file == b.counterexample_file) fixed_holds = fixed_holds && !r.fixed_replay_fails(f);
+      }
+      stored_ok += (b.violated() && fixed_holds) ? 1 : 0;
     }
     const std::string property =
         std::string(to_string(r.entry->property)) + (r.entry->aspect.empty() ? "" : "." + r.entry->aspect);
     table.add({r.entry->bug, property, r.entry->buggy,
                std::to_string(r.detected()) + "/" + std::to_string(r.buggy_searches.size()), r.entry->fixed,
-               std::to_string(fixed_ok) + "/" + std::to_string(r.fixed_searches.size()),
+               std::to_string(fixed_ok) + "/" + std::to_string(r.fixed_searches.size()), std::to_string(reported),
                std::to_string(stored_ok) + "/" + std::to_string(r.buggy_replays.size())});
     ok = ok && r.ok();
-    all.insert(all.end(), r.fixed_searches.begin(), r.fixed_searches.end());
   }
   table.print(std::cout);
+  std::cout << "(detected: seeds whose search shrank a counterexample of the entry's property; fixed: searches of every "
+               "property that applies to the fixed variant, per seed, that hold; reported: P5 over-estimates and "
+               "violations the entry excuses, with why)\n";
   for (const CorpusResult& r : results) {
+    for (const PropertyCheckResult& f : r.fixed_searches) {
+      if (const auto excuse = r.fixed_excuse(f)) {
+        std::cout << "\n" << r.entry->bug << " fixed " << r.entry->fixed << " " << to_string(f.property) << " (seed "
+                  << f.seed << "): " << *excuse << "\n  " << f.failure << "\n";
+      }
+    }
     if (r.ok()) continue;
     std::cout << "\n" << r.entry->bug << " (" << r.entry->file << ") did not behave as expected:\n";
     for (const PropertyCheckResult& b : r.buggy_searches) {
-      if (!b.violated()) std::cout << "  buggy " << r.entry->buggy << " NOT detected from seed " << b.seed << "\n";
+      if (!b.violated()) {
+        std::cout << "  buggy " << r.entry->buggy << " NOT detected from seed " << b.seed << " ("
+                  << to_string(b.outcome) << (b.failure.empty() ? "" : ": " + b.failure) << ")\n";
+      }
     }
     for (const PropertyCheckResult& f : r.fixed_searches) {
-      if (!f.holds()) std::cout << "  fixed " << r.entry->fixed << " fails: " << f.failure << "\n  replay: " << f.replay_command << "\n";
+      if (!r.fixed_fails(f)) continue;
+      std::cout << "  fixed " << r.entry->fixed << " " << to_string(f.property) << " (seed " << f.seed << ") fails: "
+                << (f.holds() ? "not exercised: generated no case of class" : f.failure);
+      for (const std::string& m : f.missing_classes) std::cout << " " << m;
+      std::cout << "\n";
+      if (!f.replay_command.empty()) std::cout << "  replay: " << f.replay_command << "\n";
+    }
+    for (const PropertyCheckResult& b : r.buggy_replays) {
+      if (!b.violated()) std::cout << "  stored " << b.counterexample_file << " no longer breaks " << r.entry->buggy << "\n";
+    }
+    for (const PropertyCheckResult& f : r.fixed_replays) {
+      if (r.fixed_replay_fails(f)) {
+        std::cout << "  stored " << f.counterexample_file << ": fixed " << r.entry->fixed << " " << to_string(f.property)
+                  << " fails: " << f.failure << "\n";
+      }
     }
   }
-  if (!o.junit.empty()) write_file(o.junit, junit_xml(all, "offsim corpus"));
+  if (!o.junit.empty()) write_file(o.junit, corpus_junit_xml(results, "offsim corpus"));
+  if (!o.json.empty()) write_file(o.json, corpus_json(results, options, ok).dump(1) + "\n");
   std::cout << (ok ? "\ncorpus: every buggy variant found, every fixed variant passes\n" : "\ncorpus: FAILED\n");
   return ok ? kExitOk : kExitFailed;
 }
@@ -312,6 +417,8 @@ int run(const CheckOptions& o) {
     gate = merge_shards(o.merge, problems);
   } else {
     options = gate_options(o, root);
+    std::cout << "check: " << seeds_text(options.seeds) << " (fixed: every run draws the same cases; --seed changes it), "
+              << o.cases << " cases per check; counterexamples go to " << o.out << "/ (--out)\n\n";
     Progress progress("check", 0, o.quiet);
     options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
     gate = run_gate(options);
@@ -390,7 +497,7 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--shard", o->shard,
                   "Run shard I of N (I/N; I counts from 0: a job split in two runs 0/2 and 1/2); join with --merge");
   cmd->add_option("--junit", o->junit, "Write JUnit XML here");
-  cmd->add_option("--json", o->json, "Write results as JSON (mergeable with --merge)");
+  cmd->add_option("--json", o->json, "Write results as JSON (docs/check_json.md; a gate's merge with --merge)");
   cmd->add_option("--merge", o->merge,
                   "Merge the --json results of every shard instead of running (a missing or repeated shard fails)")
       ->check(CLI::ExistingFile);
@@ -398,8 +505,11 @@ void add_check_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--alloc-conf", o->alloc_confs, "Draw only these allocator settings (repeatable; \"\" = default)");
   cmd->add_option("--torch", o->torch_versions, "Draw only these PyTorch version profiles (repeatable: 2.9, 2.11)")
       ->check(CLI::IsMember(generated_torch_versions()));
-  cmd->add_option("--out", o->out, "Folder for shrunk counterexamples (scenario JSON)");
-  cmd->add_option("--replay", o->replay, "Re-check one stored counterexample scenario (with --policy and --property)")
+  cmd->add_option("--out", o->out,
+                  "Folder for shrunk counterexamples (scenario JSON recording policy and property; default "
+                  "offsim-check/ in the current folder)");
+  cmd->add_option("--replay", o->replay,
+                  "Re-check one stored scenario: the policy and property its \"finding\" records, or --policy/--property")
       ->check(CLI::ExistingFile);
   cmd->add_option("--root", o->root, "offsim checkout holding traces/ and scenarios/");
   cmd->add_flag("--corpus", o->corpus, "Run the known-bug corpus (tests/corpus/)");

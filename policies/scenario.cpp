@@ -99,6 +99,24 @@ class Fields {
   std::string path_;
 };
 
+ScenarioFinding read_finding(const Fields& f) {
+  ScenarioFinding finding;
+  finding.policy = f.string("policy");
+  if (finding.policy.empty()) f.fail("policy", "must name a policy id");
+  finding.also = f.strings("also");
+  finding.property = f.string("property");
+  if (finding.property.size() != 2 || finding.property[0] != 'P' || finding.property[1] < '1' || finding.property[1] > '5') {
+    f.fail("property", "must be P1, P2, P3, P4 or P5, got \"" + finding.property + "\"");
+  }
+  finding.aspect = f.string_or("aspect", "");
+  if (f.has("seed")) {
+    const json& seed = f.raw("seed");
+    if (!seed.is_number_unsigned()) f.fail("seed", "must be an integer >= 0 (RapidCheck seeds are 64-bit unsigned)");
+    finding.seed = seed.get<std::uint64_t>();
+  }
+  return finding;
+}
+
 VaeWorkload read_vae_workload(const Fields& f) {
   VaeWorkload w;
   w.family = f.parsed("family", [](const std::string& s) { return parse_vae_family(s); });
@@ -433,6 +451,7 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
     if (!f.raw("policy_settings").is_object()) f.fail("policy_settings", "must be an object keyed by policy family");
     s.policy_settings = f.raw("policy_settings");
   }
+  if (f.has("finding")) s.finding = read_finding(f.object("finding"));
   return s;
 }
 
@@ -486,6 +505,13 @@ json Scenario::to_json() const {
   if (pcie_bytes_per_second != 25e9) out["pcie_gbps"] = pcie_bytes_per_second / 1e9;
   if (!policy_settings.empty()) out["policy_settings"] = policy_settings;
   if (prior_history) out["prior_history"] = working_memory_to_json(*prior_history->trace);
+  if (finding) {
+    json f = {{"policy", finding->policy}, {"property", finding->property}};
+    if (!finding->also.empty()) f["also"] = finding->also;
+    if (!finding->aspect.empty()) f["aspect"] = finding->aspect;
+    if (finding->seed) f["seed"] = *finding->seed;
+    out["finding"] = std::move(f);
+  }
   return out;
 }
 

@@ -2,10 +2,8 @@
 // and aspect it violates. They must keep failing exactly that way; when a profile or the simulator changes
 // so that one no longer does, the README is wrong and this test says which.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
 
 #include "offsim/check/property_check.hpp"
 #include "offsim/policies/scenario.hpp"
@@ -20,17 +18,14 @@ TEST(Findings, EachStillFailsTheWayTheReadmeSays) {
   for (const auto& entry : std::filesystem::directory_iterator(kRoot / "scenarios/findings")) {
     if (entry.path().extension() != ".json") continue;
     SCOPED_TRACE(entry.path().filename().string());
-    std::ifstream in(entry.path());
-    const nlohmann::json doc = nlohmann::json::parse(in);
-    ASSERT_TRUE(doc.contains("finding")) << "a findings scenario names the policy, property and aspect it fails";
-    const nlohmann::json& f = doc["finding"];
     const policies::Scenario scenario = policies::Scenario::load(entry.path(), kRoot);
-    std::vector<std::string> policies = {f.at("policy").get<std::string>()};
-    for (const auto& also : f.value("also", nlohmann::json::array())) policies.push_back(also.get<std::string>());
+    ASSERT_TRUE(scenario.finding) << "a findings scenario names the policy, property and aspect it fails";
+    const policies::ScenarioFinding& f = *scenario.finding;
+    std::vector<std::string> policies = {f.policy};
+    policies.insert(policies.end(), f.also.begin(), f.also.end());
     for (const std::string& policy : policies) {
-      const PropertyCheckResult r = check_property_on(policy, parse_property(f.at("property").get<std::string>()),
-                                                      scenario, f.value("aspect", ""));
-      EXPECT_TRUE(r.violated()) << policy << " no longer fails " << f.at("property") << " " << f.value("aspect", "");
+      const PropertyCheckResult r = check_property_on(policy, parse_property(f.property), scenario, f.aspect);
+      EXPECT_TRUE(r.violated()) << policy << " no longer fails " << f.property << " " << f.aspect;
       ++checked;
     }
   }
@@ -39,3 +34,4 @@ TEST(Findings, EachStillFailsTheWayTheReadmeSays) {
 
 }  // namespace
 }  // namespace offsim::check
+

@@ -49,11 +49,18 @@ def main(offsim, source, work):
     out = run("check", "--replay", COUNTEREXAMPLE, "-p", "invokeai@fda7c42b", "--property", "P3", expect=1)
     assert "VIOLATED" in out, out
     run("check", "--replay", bad_json, "-p", "invokeai@a6724695", "--property", "P3", expect=2)
+    # A counterexample records its policy and property ("finding"): nothing to retype. Family names work.
+    out = run("check", "--replay", COUNTEREXAMPLE, expect=1)
+    assert "invokeai@fda7c42b P3.estimator" in out and "VIOLATED" in out, out
+    out = run("check", "--replay", COUNTEREXAMPLE, "-p", "comfyui", expect=0)
+    assert "comfyui@a125cd84 P3.estimator" in out and "comfyui@a125cd84+vae-033046cc P3.estimator" in out, out
+    out = run("check", "--replay", SEED_SCENARIO, expect=64)
+    assert "records no \"finding\"" in out, out
     run("check", "--decisions", bad_json, expect=2)
     run("check", "--decisions", PRE_FIX_LOG, expect=1)
     for args in (["--seeds", "0"], ["--seeds", "-5"], ["--time-budget", "0"], ["--time-budget", "-1"],
                  ["--time-budget", "nan"], ["--cases", "0"], ["--shard", "2/2"], ["--property", "P9"],
-                 ["-p", "nosuch"], ["--bogus"], ["--replay", COUNTEREXAMPLE], ["--decisions", "missing.jsonl"]):
+                 ["-p", "nosuch"], ["--bogus"], ["--decisions", "missing.jsonl"]):
         out = run("check", *args, expect=64)
         assert "offsim check: usage error" in out, (args, out)
 
@@ -65,7 +72,10 @@ def main(offsim, source, work):
     assert "nothing to check" in out, out
     gate = ["check", "-q", "-p", "invokeai@a6724695", "-p", "comfyui@a125cd84+vae-033046cc", "--property", "P1",
             "--cases", "20", "--out", "found"]
-    run(*gate, "--shard", "0/2", "--json", "s0.json", expect=0)
+    out = run(*gate, "--shard", "0/2", "--json", "s0.json", expect=0)
+    # The seed is fixed and said so; RapidCheck's own line with a random, unused seed is not printed.
+    assert "seed 20261126 (fixed" in out and "counterexamples go to found/" in out, out
+    assert "Using configuration" not in out, out
     run(*gate, "--shard", "1/2", "--json", "s1.json", expect=0)
     out = run(*gate, "--shard", "5/10", expect=1)
     assert "shard 5/10 holds none of the 2 checks" in out, out

@@ -57,6 +57,16 @@ struct ScenarioModel {
   std::shared_ptr<const ModelManifest> manifest;
 };
 
+/// The policy and property a scenario breaks, when it is a counterexample written by `offsim check` or a
+/// finding (scenarios/findings/): `offsim check --replay FILE` reads them, so that neither is retyped.
+struct ScenarioFinding {
+  std::string policy;                 // the policy id that fails
+  std::vector<std::string> also;      // other policy ids that fail the same way
+  std::string property;               // "P1".."P5"
+  std::string aspect;                 // only this kind of violation counts ("" = any)
+  std::optional<std::uint64_t> seed;  // the search that found it (counterexamples)
+};
+
 struct Scenario {
   std::string name;
   std::string description;
@@ -78,6 +88,7 @@ struct Scenario {
   /// Settings of each policy family for this pipeline, e.g. {"lightx2v": {"cpu_offload": true,
   /// "offload_granularity": "model"}, "invokeai": {"device_working_mem_gb": 3}}.
   nlohmann::json policy_settings = nlohmann::json::object();
+  std::optional<ScenarioFinding> finding;  // "finding": what the scenario is a counterexample of
 
   const ScenarioModel& model(const std::string& id) const;
 
