@@ -288,7 +288,16 @@ TEST(DecisionLogCheck, P1FailsWhenTheCacheLoadsMoreThanItsOwnFreeFigureAllowsBey
   d["loads"][0]["bytes"] = GiB + MiB;
   d["weights_loaded_bytes"] = GiB + MiB;
   const DecisionLogReport within = check({header(), d});
-  EXPECT_EQ(property(within, "P1").verdict, Verdict::kPass);
+  EXPECT_EQ(property(within, "P1").verdict, Verdict::kPass) << "F_P = E + W_load - slack exactly holds";
+  // One byte beyond the slack fails; one byte under it holds.
+  d["loads"][0]["bytes"] = GiB + MiB + 1;
+  d["weights_loaded_bytes"] = GiB + MiB + 1;
+  EXPECT_EQ(property(check({header(), d}), "P1").verdict, Verdict::kFail);
+  d["loads"][0]["bytes"] = GiB + MiB - 1;
+  d["weights_loaded_bytes"] = GiB + MiB - 1;
+  EXPECT_EQ(property(check({header(), d}), "P1").verdict, Verdict::kPass);
+  d["loads"][0]["bytes"] = GiB + MiB;
+  d["weights_loaded_bytes"] = GiB + MiB;
   // Exhausted decisions make no claim.
   d["stop_reason"] = "exhausted";
   d["loads"][0]["bytes"] = 5 * GiB;
