@@ -77,12 +77,12 @@ std::vector<ReferenceAllocator::PoolEntry> ReferenceAllocator::pool(bool small) 
 // Sizes (spec 2.1, 2.4)
 
 std::uint64_t ReferenceAllocator::round_size(std::uint64_t size) const {
-  if (size < kMinBlockSize) return kMinBlockSize;
+  if (size < upstream::kMinBlockSize) return upstream::kMinBlockSize;
   // Interval index: floor(log2(size)) - log2(1 MiB), clamped to the 16-entry table.
   const int log_size = static_cast<int>(std::bit_width(size)) - 1;
   const int index = std::clamp(log_size - 20, 0, 15);
   const std::uint64_t divisions = config_.roundup_power2_divisions[static_cast<std::size_t>(index)];
-  if (divisions > 1 && size > kMinBlockSize * divisions) {
+  if (divisions > 1 && size > upstream::kMinBlockSize * divisions) {
     if (std::has_single_bit(size)) return size;
     const std::uint64_t floor_pow2 = std::bit_floor(size);
     const std::uint64_t step = floor_pow2 >> (std::bit_width(divisions) - 1);
@@ -90,13 +90,13 @@ std::uint64_t ReferenceAllocator::round_size(std::uint64_t size) const {
     const std::uint64_t low = size & ~(step - 1);
     return low == size ? size : low + step;
   }
-  return kMinBlockSize * ceil_div(size, kMinBlockSize);
+  return upstream::kMinBlockSize * ceil_div(size, upstream::kMinBlockSize);
 }
 
 std::uint64_t ReferenceAllocator::allocation_size(std::uint64_t rounded) const {
-  if (rounded <= kSmallSize) return kSmallBuffer;
-  if (rounded < kMinLargeAlloc) return config_.large_segment_size;
-  return kRoundLarge * ceil_div(rounded, kRoundLarge);
+  if (rounded <= upstream::kSmallSize) return upstream::kSmallBuffer;
+  if (rounded < upstream::kMinLargeAlloc) return config_.large_segment_size;
+  return upstream::kRoundLarge * ceil_div(rounded, upstream::kRoundLarge);
 }
 
 bool ReferenceAllocator::expandable_enabled() const {
@@ -146,7 +146,7 @@ std::optional<std::uint64_t> ReferenceAllocator::malloc(std::uint64_t size, Stre
   process_events();  // M1: no capture is ever underway in the simulator
 
   const std::uint64_t rounded = round_size(size);
-  const bool small = rounded <= kSmallSize;
+  const bool small = rounded <= upstream::kSmallSize;
   const std::uint64_t asize = allocation_size(rounded);
 
   // M3: trigger_free_memory_callbacks (CUDA IPC collection) never frees anything here.
@@ -227,8 +227,8 @@ std::optional<std::uint64_t> ReferenceAllocator::get_free_block(std::uint64_t ro
 bool ReferenceAllocator::should_split(std::uint64_t block_size, std::uint64_t rounded, bool small) const {
   const std::uint64_t remaining = block_size - rounded;
   // Upstream tests the global expandable_segments flag here, not the block's kind.
-  if (small || expandable_enabled()) return remaining >= kMinBlockSize;
-  return rounded < config_.max_split_size && remaining > kSmallSize;
+  if (small || expandable_enabled()) return remaining >= upstream::kMinBlockSize;
+  return rounded < config_.max_split_size && remaining > upstream::kSmallSize;
 }
 
 std::uint64_t ReferenceAllocator::alloc_found_block(std::uint64_t addr, std::uint64_t rounded, std::uint64_t orig_size,
@@ -359,7 +359,7 @@ std::uint64_t ReferenceAllocator::find_expandable_block(std::uint64_t rounded, S
     if (bytes >= rounded) return blocks[start].addr;
   }
   // A new segment: address space for 9/8 of the device's memory, nothing mapped yet.
-  const std::uint64_t page = small ? kSmallBuffer : config_.large_segment_size;
+  const std::uint64_t page = small ? upstream::kSmallBuffer : config_.large_segment_size;
   const std::uint64_t global = device_.spec().global_mem();
   const std::uint64_t va_size = page * ceil_div(global + global / 8, page);
   Segment seg;
@@ -478,7 +478,7 @@ std::optional<std::uint64_t> ReferenceAllocator::unmap_block(std::uint64_t addr)
 }
 
 bool ReferenceAllocator::release_available_cached_blocks(std::uint64_t rounded, StreamId stream, bool small) {
-  if (config_.max_split_size == kUnlimitedSplitSize) return false;
+  if (config_.max_split_size == upstream::kUnlimitedSplitSize) return false;
   const std::vector<PoolEntry> entries = pool(small);
   const std::uint64_t key = std::max(rounded, config_.max_split_size);
   std::size_t i = 0;

@@ -32,6 +32,24 @@
 
 namespace offsim::sim::test {
 
+/// The reference's own copy of PyTorch's allocator constants, written as upstream writes them (bytes),
+/// not read from offsim's allocator_config.hpp: a wrong constant there must make the two readings
+/// disagree, not agree. c10/cuda/CUDACachingAllocator.cpp (moved to c10/core/AllocatorConfig.h's
+/// c10::CachingAllocator namespace in PyTorch 2.9):
+namespace upstream {
+inline constexpr std::uint64_t kMinBlockSize = 512;        // "all sizes are rounded to at least 512 bytes"
+inline constexpr std::uint64_t kSmallSize = 1048576;       // "largest 'small' allocation is 1 MiB"
+inline constexpr std::uint64_t kSmallBuffer = 2097152;     // "'small' allocations are packed in 2 MiB blocks"
+inline constexpr std::uint64_t kLargeBuffer = 20971520;    // "'large' allocations may be packed in 20 MiB blocks"
+inline constexpr std::uint64_t kMinLargeAlloc = 10485760;  // "allocations between 1 and 10 MiB may use kLargeBuffer"
+inline constexpr std::uint64_t kRoundLarge = 2097152;      // "round up large allocations to 2 MiB"
+// c10/core/AllocatorConfig.h, AcceleratorAllocatorConfig's defaults: max_split_size_ is
+// numeric_limits<size_t>::max() ("all blocks can be split"), max_non_split_rounding_size_ is kLargeBuffer.
+inline constexpr std::uint64_t kUnlimitedSplitSize = 18446744073709551615ULL;
+inline constexpr std::uint64_t kDefaultMaxNonSplitRounding = kLargeBuffer;
+}  // namespace upstream
+
+
 class ReferenceAllocator {
  public:
   ReferenceAllocator(Device& device, AllocatorConfig config, const VersionProfile& profile = VersionProfile::newest(),
