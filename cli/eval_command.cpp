@@ -152,6 +152,12 @@ int run(const EvalOptions& o) {
         r.run.policy.id = id;
         r.run.scenario = scenario.name;
         r.run.failure = std::string("not applicable: ") + e.what();
+        // Every property is n/a for the same reason (the JSON lists P1-P5 for every cell).
+        for (std::size_t i = 0; i < r.properties.results.size(); ++i) {
+          r.properties.results[i].id = "P" + std::to_string(i + 1);
+          r.properties.results[i].verdict = Verdict::kNotApplicable;
+          r.properties.results[i].detail = std::string("the policy cannot run the scenario: ") + e.what();
+        }
         results.push_back(std::move(r));
       }
       progress.update(results.size());
