@@ -942,6 +942,8 @@ struct CachingAllocator::State {
     info.allocated = static_cast<std::uint64_t>(stats.allocated_bytes[kAggregate].current);
     info.reserved = static_cast<std::uint64_t>(stats.reserved_bytes[kAggregate].current);
     if (set_fraction) info.limit = allowed_memory_maximum;
+    info.process_bytes = device->process_bytes();
+    info.hint_links_alloc_conf_section = profile->oom_hint_links_alloc_conf_section;
     pool.for_each([&](StreamId s, const FreeBlockIndex::Entry& e) {
       info.free_cached_bytes += e.size;
       if (s == stream) info.largest_free_cached_block = std::max(info.largest_free_cached_block, e.size);

@@ -14,7 +14,7 @@ namespace {
 // Release boundaries are inferred from the dates of the PRs that changed behaviour (spec section 12);
 // the classic byte accounting is the same in all of them.
 VersionProfile make(const char* name, bool tail_after_last, bool non_split_rounding, bool large_segment,
-                    bool fraction_modern, bool reclaim_skips_es, bool rocm_es) {
+                    bool fraction_modern, bool reclaim_skips_es, bool rocm_es, bool oom_hint_2026) {
   VersionProfile p;
   p.name = name;
   p.roundup_tail_starts_after_last = tail_after_last;
@@ -24,6 +24,7 @@ VersionProfile make(const char* name, bool tail_after_last, bool non_split_round
   p.fraction_of_total_global_mem = fraction_modern;
   p.reclaim_skips_expandable = reclaim_skips_es;
   p.rocm_expandable_segments = rocm_es;
+  p.oom_hint_links_alloc_conf_section = oom_hint_2026;
   return p;
 }
 
@@ -42,10 +43,11 @@ std::optional<std::pair<int, int>> major_minor(std::string_view version) {
 
 const std::array<VersionProfile, 4>& profiles() {
   static const std::array<VersionProfile, 4> all = {
-      make("2.4", false, false, false, false, false, false),  // eb42ad6e / 001074d2 era
-      make("2.6", false, true, false, false, false, false),   // + max_non_split_rounding_mb (PR #136174)
-      make("2.9", true, true, false, true, true, false),      // AcceleratorAllocatorConfig parser, PR #161035
-      make("2.11", true, true, true, true, true, true),       // large_segment_size_mb (PR #172056), ROCm ES
+      make("2.4", false, false, false, false, false, false, false),  // eb42ad6e / 001074d2 era
+      make("2.6", false, true, false, false, false, false, false),   // + max_non_split_rounding_mb (PR #136174)
+      make("2.9", true, true, false, true, true, false, false),      // AcceleratorAllocatorConfig parser, PR #161035
+      make("2.11", true, true, true, true, true, true, true),        // large_segment_size_mb (PR #172056), ROCm ES,
+                                                                      // OOM hint link (PR #172327)
   };
   return all;
 }

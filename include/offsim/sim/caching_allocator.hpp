@@ -47,9 +47,16 @@ struct OomInfo {
   std::optional<std::uint64_t> limit;  // memory fraction limit, if any
   std::uint64_t free_cached_bytes = 0;        // free bytes inside reserved segments (same pool)
   std::uint64_t largest_free_cached_block = 0;  // largest of them on the request's stream
+  /// Device memory this process holds (context, allocator segments, memory outside the allocator): what
+  /// NVML lists for it and the message prints on CUDA. 0 when unknown (then the line is left out).
+  std::uint64_t process_bytes = 0;
+  /// VersionProfile::oom_hint_links_alloc_conf_section of the allocator that failed.
+  bool hint_links_alloc_conf_section = true;
 
-  /// "CUDA out of memory. Tried to allocate 5.01 GiB. GPU 0 has a total capacity of 44.98 GiB of which
-  /// 3.69 GiB is free. ..." (HIP instead of CUDA on ROCm).
+  /// PyTorch's OutOfMemoryError text, whole: "CUDA out of memory. Tried to allocate 5.01 GiB. GPU 0 has a
+  /// total capacity of 44.98 GiB of which 3.69 GiB is free. [Including non-PyTorch memory, this process
+  /// has X memory in use. ][L allowed; ]Of the allocated memory ... If reserved but unallocated memory is
+  /// large try setting ... (link)".
   std::string message(Platform platform = Platform::kCuda) const;
 };
 

@@ -64,6 +64,9 @@ class Device {
 
   /// Bytes held through malloc and map_physical (what the allocator has reserved).
   std::uint64_t allocator_bytes() const { return allocator_total_; }
+  /// Everything this process holds on the device: context, allocator, memory outside the allocator (what
+  /// NVML reports as the process's used memory; other processes are not in it).
+  std::uint64_t process_bytes() const { return spec_.context_bytes + external_total_ + allocator_total_; }
 
  private:
   std::uint64_t used_bytes() const;

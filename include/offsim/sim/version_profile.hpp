@@ -27,6 +27,9 @@ struct VersionProfile {
   bool reclaim_skips_expandable = true;
   /// Expandable segments on ROCm (HIP VMM, PR #177974: ROCm builds of 2.11).
   bool rocm_expandable_segments = true;
+  /// The OOM message's closing hint links docs.pytorch.org's PYTORCH_CUDA_ALLOC_CONF section (PR #172327,
+  /// January 2026: ~2.11); before, pytorch.org's "environment-variables" anchor.
+  bool oom_hint_links_alloc_conf_section = true;
 
   /// Known profiles, oldest first. "newest" is an alias of the last.
   static std::span<const VersionProfile> all();
