@@ -20,8 +20,16 @@ if(OFFSIM_SANITIZE)
 endif()
 
 # offsim_add_library(name SOURCES...) : a library whose public headers live in include/offsim/<module>/.
+# Position-independent, because the Python module (python/) links them into a shared object.
+# -fno-semantic-interposition keeps GCC's inlining and direct calls as in the -fPIE code the executables
+# were compiled to before, and the linker turns thread-local and GOT accesses back into direct ones in an
+# executable, so the programs and their benchmarks are unchanged.
 function(offsim_add_library name)
   add_library(${name} ${ARGN})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
   target_link_libraries(${name} PRIVATE offsim_build_options)
+  set_target_properties(${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" OR CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${name} PRIVATE -fno-semantic-interposition)
+  endif()
 endfunction()

@@ -543,19 +543,8 @@ class TruePeakFinder {
       return false;
     }
     if (!points_) points_ = load_published_points(options_.root);
-    const std::optional<std::uint32_t> element = element_size(w->dtype);
-    const PublishedPoint* best = nullptr;
     std::size_t matches = 0;
-    for (const PublishedPoint& p : *points_) {
-      // InvokeAI's calibrations are per element size (reserved / (H * W * element_size)); points whose
-      // dtype was not published are read as fp16 by load_published_points, the 2-byte case.
-      if (p.family != w->family || p.op != w->op || p.backend != w->backend || p.height != w->pixel_height ||
-          p.width != w->pixel_width || element_size(p.dtype) != element) {
-        continue;
-      }
-      ++matches;
-      if (best == nullptr || p.peak_reserved > best->peak_reserved) best = &p;
-    }
+    const PublishedPoint* best = best_published_point(*points_, *w, &matches);
     if (best == nullptr) {
       tried.push_back("no published measurement of " + s.workload_text);
       return false;

@@ -255,29 +255,14 @@ class InvokeAIModelCache final : public Policy {
     ResidentModel& model = context.model(entry.id);
     const bool copy = !settings_.keep_ram_copy;  // keep_ram_copy: unload is a pointer swap
     if (entry.full_load_only) return model.unload_all(context.backend(), copy);
-    std::uint64_t freed = 0;
-    for (std::size_t i = 0; i < model.manifest().tensors.size(); ++i) {
-      if (static_cast<std::int64_t>(freed) >= bytes_to_free) break;
-      if (!model.on_device(i)) continue;
-      freed += model.manifest().tensors[i].bytes;
-      model.unload(context.backend(), i, copy);
-    }
-    return freed;
+    return model.unload_at_least(context.backend(), bytes_to_free, copy);
   }
 
   // partial_load_to_vram(vram_available) / full_load_to_vram(). Returns nullopt on OOM.
   std::optional<std::uint64_t> move_model_to_vram(RunContext& context, const Entry& entry, std::int64_t budget) {
     ResidentModel& model = context.model(entry.id);
     if (entry.full_load_only) return model.load_all(context.backend());  // "tries anyway"
-    std::uint64_t loaded = 0;
-    for (std::size_t i = 0; i < model.manifest().tensors.size(); ++i) {
-      if (model.on_device(i)) continue;
-      const std::uint64_t bytes = model.manifest().tensors[i].bytes;
-      if (static_cast<std::int64_t>(loaded + bytes) > budget) continue;  // smaller later tensors may fit
-      if (!model.load(context.backend(), i)) return std::nullopt;
-      loaded += bytes;
-    }
-    return loaded;
+    return model.load_up_to(context.backend(), budget);
   }
 
   // _offload_unlocked_models: smallest total size first, skipping locked entries, re-checking the

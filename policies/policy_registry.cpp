@@ -23,6 +23,9 @@ void add_family(std::vector<PolicyEntry>& out, Profiles profiles, Make make, std
   }
 }
 
+// offsim's own policies come first in the registry; register_policy() appends after them.
+std::size_t builtin_count = 0;
+
 std::vector<PolicyEntry>& registry() {
   static std::vector<PolicyEntry> entries = [] {
     std::vector<PolicyEntry> out;
@@ -31,6 +34,7 @@ std::vector<PolicyEntry>& registry() {
     add_family(out, comfyui_profiles(), make_comfyui_model_management, {"comfyui@a125cd84"});
     add_family(out, diffusers_profiles(), make_diffusers_offload);
     add_family(out, lookahead_profiles(), make_lookahead_policy);
+    builtin_count = out.size();
     return out;
   }();
   return entries;
@@ -47,6 +51,15 @@ void register_policy(PolicyEntry entry) {
     if (e.id == entry.id) throw ConfigError("register_policy: policy id \"" + entry.id + "\" is taken");
   }
   registry().push_back(std::move(entry));
+}
+
+bool unregister_policy(std::string_view id) {
+  auto& entries = registry();
+  const auto first = entries.begin() + static_cast<std::ptrdiff_t>(builtin_count);
+  const auto it = std::find_if(first, entries.end(), [&](const PolicyEntry& e) { return e.id == id; });
+  if (it == entries.end()) return false;
+  entries.erase(it);
+  return true;
 }
 
 std::unique_ptr<Policy> make_policy(std::string_view id) {

@@ -175,4 +175,22 @@ std::shared_ptr<const sim::Trace> published_stage_trace(const PublishedPoint& po
   return trace;
 }
 
+const PublishedPoint* best_published_point(const std::vector<PublishedPoint>& points, const VaeWorkload& w,
+                                           std::size_t* matches) {
+  const std::optional<std::uint32_t> element = element_size(w.dtype);
+  const PublishedPoint* best = nullptr;
+  std::size_t n = 0;
+  for (const PublishedPoint& p : points) {
+    // Points whose dtype was not published are read as fp16 by load_published_points, the 2-byte case.
+    if (p.family != w.family || p.op != w.op || p.backend != w.backend || p.height != w.pixel_height ||
+        p.width != w.pixel_width || element_size(p.dtype) != element) {
+      continue;
+    }
+    ++n;
+    if (best == nullptr || p.peak_reserved > best->peak_reserved) best = &p;
+  }
+  if (matches != nullptr) *matches = n;
+  return best;
+}
+
 }  // namespace offsim::policies

@@ -56,4 +56,27 @@ std::uint64_t ResidentModel::unload_all(MemoryBackend& backend, bool copy) {
   return unload_where(backend, [](const TensorSpec&) { return true; }, copy);
 }
 
+std::optional<std::uint64_t> ResidentModel::load_up_to(MemoryBackend& backend, std::int64_t budget) {
+  std::uint64_t loaded = 0;
+  for (std::size_t i = 0; i < addresses_.size(); ++i) {
+    if (addresses_[i] != 0) continue;
+    const std::uint64_t bytes = manifest_->tensors[i].bytes;
+    if (static_cast<std::int64_t>(loaded + bytes) > budget) continue;  // smaller later tensors may fit
+    if (!load(backend, i)) return std::nullopt;
+    loaded += bytes;
+  }
+  return loaded;
+}
+
+std::uint64_t ResidentModel::unload_at_least(MemoryBackend& backend, std::int64_t bytes, bool copy) {
+  std::uint64_t freed = 0;
+  for (std::size_t i = 0; i < addresses_.size(); ++i) {
+    if (static_cast<std::int64_t>(freed) >= bytes) break;
+    if (addresses_[i] == 0) continue;
+    freed += manifest_->tensors[i].bytes;
+    unload(backend, i, copy);
+  }
+  return freed;
+}
+
 }  // namespace offsim::policies

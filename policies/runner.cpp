@@ -4,7 +4,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "offsim/policies/out_of_memory.hpp"
 #include "offsim/policies/sim_backend.hpp"
+#include "offsim/policies/working_memory_run.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 
@@ -35,6 +37,7 @@ class RecordingBackend final : public MemoryBackend {
   }
   MemInfo mem_get_info() const override { return inner_.mem_get_info(); }
   MemoryStats stats() const override { return inner_.stats(); }
+  std::optional<sim::DeviceStats> device_stats() const override { return inner_.device_stats(); }
   void empty_cache() override {
     tick();
     inner_.empty_cache();
@@ -59,74 +62,6 @@ class RecordingBackend final : public MemoryBackend {
   std::vector<sim::SegmentInfo>* segments_out_;
   std::size_t samples_ = 0;
 };
-
-struct WorkingMemoryOutcome {
-  std::uint64_t peak_growth = 0;
-  std::size_t handled_ooms = 0;
-  std::optional<OomReport> oom;
-};
-
-// Replays a stage's activations on the backend: allocs and frees in recorded order. A fallible
-// allocation that fails is a handled OOM (the caller's fallback follows in the trace); any other
-// failure ends the stage as the program would (its tensors are released as the exception unwinds).
-WorkingMemoryOutcome run_working_memory(MemoryBackend& backend, const sim::Trace& trace, std::uint64_t extra) {
-  WorkingMemoryOutcome out;
-  const std::uint64_t reserved_before = backend.stats().reserved;
-  backend.reset_peak_stats();
-  std::unordered_map<std::uint64_t, std::uint64_t> live;  // trace handle -> device address
-  std::unordered_set<std::uint64_t> dropped;
-  std::optional<std::uint64_t> streamed;
-  if (extra > 0) {
-    streamed = backend.allocate(extra);
-    if (!streamed) out.oom = backend.last_oom();
-  }
-  for (const sim::TraceEvent& e : trace.events) {
-    if (out.oom) break;
-    if (e.action == sim::TraceAction::kAlloc) {
-      auto ptr = backend.allocate(e.size, e.stream);
-      if (ptr) {
-        live[e.addr] = *ptr;
-      } else if (e.flags & sim::kTraceFlagFallible) {
-        ++out.handled_ooms;
-        dropped.insert(e.addr);
-      } else {
-        out.oom = backend.last_oom();
-      }
-    } else if (e.action == sim::TraceAction::kFreeRequested) {
-      auto it = live.find(e.addr);
-      if (it != live.end()) {
-        backend.free(it->second);
-        live.erase(it);
-      } else if (dropped.erase(e.addr) == 0) {
-        throw ConfigError("working memory \"" + trace.metadata.provenance.source + "\" frees a block it never allocated");
-      }
-    }
-  }
-  out.peak_growth = backend.stats().peak_reserved - reserved_before;
-  for (const auto& [handle, ptr] : live) backend.free(ptr);
-  if (streamed) backend.free(*streamed);
-  return out;
-}
-
-// Runs the scenario's prior history; its unfreed allocations stay in `live`. False when it does not fit.
-bool apply_prior_history(MemoryBackend& backend, const Scenario& scenario,
-                         std::unordered_map<std::uint64_t, std::uint64_t>& live) {
-  if (!scenario.prior_history) return true;
-  for (const sim::TraceEvent& e : scenario.prior_history->trace->events) {
-    if (e.action == sim::TraceAction::kAlloc) {
-      auto ptr = backend.allocate(e.size, e.stream);
-      if (!ptr) return false;
-      live[e.addr] = *ptr;
-    } else if (e.action == sim::TraceAction::kFreeRequested) {
-      auto it = live.find(e.addr);
-      if (it != live.end()) {
-        backend.free(it->second);
-        live.erase(it);
-      }
-    }
-  }
-  return true;
-}
 
 std::uint64_t releasable_and_stranded(const SimBackend& sim, std::uint64_t& stranded) {
   const sim::FragmentationInfo f = sim.fragmentation();
@@ -262,15 +197,7 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
             // The driver hands it out when the stage's kernels first need it, after the policy decided.
             const Stage::OutsideAllocator& outside = *stage.first_run_outside_allocator;
             if (!sim.device().allocate_external(outside.label, outside.bytes)) {
-              OomReport oom;
-              oom.requested = outside.bytes;
-              oom.device_free = backend.mem_get_info().free;
-              oom.reserved = before.reserved;
-              oom.allocated = before.allocated;
-              oom.message = "CUDA error: out of memory (" + outside.label + ": " + format_bytes(outside.bytes) +
-                            " outside PyTorch's allocator, on the stage's first run; the driver had " +
-                            format_bytes(oom.device_free) + " free)";
-              rec.oom = std::move(oom);
+              rec.oom = outside_allocator_oom(outside.label, outside.bytes, backend);
               rec.oom_segments = sim.segments();
             }
           }

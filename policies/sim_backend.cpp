@@ -52,6 +52,8 @@ MemoryStats SimBackend::stats() const {
   return out;
 }
 
+std::optional<sim::DeviceStats> SimBackend::device_stats() const { return async_ ? async_->stats() : allocator_->stats(); }
+
 void SimBackend::empty_cache() {
   if (async_) async_->empty_cache();
   else allocator_->empty_cache();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "offsim/sim/device.hpp"
+#include "offsim/sim/device_stats.hpp"
 #include "offsim/sim/trace_event.hpp"
 
 namespace offsim::policies {
@@ -47,6 +48,8 @@ class MemoryBackend {
   /// torch.cuda.mem_get_info()
   virtual MemInfo mem_get_info() const = 0;
   virtual MemoryStats stats() const = 0;
+  /// Every counter of torch.cuda.memory_stats(), where the backend keeps them (the simulator does).
+  virtual std::optional<sim::DeviceStats> device_stats() const { return std::nullopt; }
   /// torch.cuda.empty_cache()
   virtual void empty_cache() = 0;
   /// torch.cuda.reset_peak_memory_stats()

@@ -27,6 +27,9 @@ std::span<const PolicyEntry> all_policies();
 /// anything lists or makes policies (the registry is not locked). Throws ConfigError for an empty id, a
 /// missing factory, or an id that is taken.
 void register_policy(PolicyEntry entry);
+/// Removes a policy register_policy() added (a Python policy once its run is over); false when no registered
+/// policy has that id. offsim's own policies cannot be removed.
+bool unregister_policy(std::string_view id);
 /// A fresh instance (policies hold per-run state). Throws ConfigError listing the known ids.
 std::unique_ptr<Policy> make_policy(std::string_view id);
 /// Ids matching `pattern`: an exact id, or a family prefix such as "invokeai" (all its profiles).

@@ -48,4 +48,11 @@ std::vector<PublishedPoint> load_published_points_in(const std::filesystem::path
 /// The minimal stage trace for a point, labelled `published` with its citation.
 std::shared_ptr<const sim::Trace> published_stage_trace(const PublishedPoint& point);
 
+/// The point measured for exactly this workload (family, op, backend, height, width and element size: InvokeAI's
+/// calibrations are per element size), the largest when several match; nullptr when none does. `matches` counts
+/// them. Published points are untiled single images measured in a fresh process: callers leave out tiled, batched,
+/// multi-frame and memory-optimized workloads themselves.
+const PublishedPoint* best_published_point(const std::vector<PublishedPoint>& points, const VaeWorkload& workload,
+                                           std::size_t* matches = nullptr);
+
 }  // namespace offsim::policies

@@ -37,6 +37,15 @@ class ResidentModel {
   std::optional<std::uint64_t> load_all(MemoryBackend& backend);
   std::uint64_t unload_all(MemoryBackend& backend, bool copy);
 
+  /// Partial load by tensor, in state-dict order, within `budget` bytes: a tensor that would exceed it is
+  /// skipped and later, smaller ones are still tried (InvokeAI's CachedModelWithPartialLoad
+  /// .partial_load_to_vram). Returns the bytes loaded, or nullopt at the first OOM (tensors loaded before
+  /// it stay loaded).
+  std::optional<std::uint64_t> load_up_to(MemoryBackend& backend, std::int64_t budget);
+  /// Partial unload in state-dict order until at least `bytes` are freed, or the whole model
+  /// (.partial_unload_from_vram). Returns the bytes freed.
+  std::uint64_t unload_at_least(MemoryBackend& backend, std::int64_t bytes, bool copy);
+
   /// Forget the traffic so far (weights that were on the device before the run started).
   void reset_traffic() { h2d_ = d2h_ = unloaded_ = 0; }
   /// Bytes moved off the device, copied or not (evictions and scheduled offloads).

@@ -24,6 +24,7 @@ class SimBackend final : public MemoryBackend {
   void free(std::uint64_t address) override;
   MemInfo mem_get_info() const override;
   MemoryStats stats() const override;
+  std::optional<sim::DeviceStats> device_stats() const override;
   void empty_cache() override;
   void reset_peak_stats() override;
   const OomReport& last_oom() const override;
@@ -42,10 +43,12 @@ class SimBackend final : public MemoryBackend {
   /// The simulated pieces, for inspection and for device-side events. allocator() is the native caching
   /// allocator; it throws ConfigError under backend:cudaMallocAsync.
   sim::Device& device() { return *device_; }
+  const sim::Device& device() const { return *device_; }
   sim::CachingAllocator& allocator();
   const sim::CachingAllocator& allocator() const;
   /// Every allocator event since construction (or the last clear).
   std::vector<sim::TraceEvent>& trace() { return trace_; }
+  const std::vector<sim::TraceEvent>& trace() const { return trace_; }
 
  private:
   std::unique_ptr<sim::Device> device_;

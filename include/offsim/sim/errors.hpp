@@ -27,6 +27,18 @@ class AllocatorUsageError : public Error {
   using Error::Error;
 };
 
+/// A size that is no size: negative, or a device allocation of 1 EiB or more. The message names the call.
+class InvalidSizeError : public AllocatorUsageError {
+ public:
+  using AllocatorUsageError::AllocatorUsageError;
+};
+
+/// free of an address whose block was freed already (and not handed out again since).
+class DoubleFreeError : public AllocatorUsageError {
+ public:
+  using AllocatorUsageError::AllocatorUsageError;
+};
+
 /// A self-check of the simulated allocator found an inconsistent state. Always a simulator bug.
 class InvariantViolation : public Error {
  public:
