@@ -237,8 +237,8 @@ class DecisionLog:
     free_memory_formula: how the policy computes F_P; "" for schedule-based offloaders (P1 then n/a).
     p1_slack_bytes: documented slack P1 allows (InvokeAI loads up to F_P - E + 1 MiB).
     torch_module / device: passed to DeviceMemory (tests hand in a mock module).
-    measured: whether the memory figures are a real GPU's (default: a device answered torch.cuda); offsim
-        uses a logged peak as T only from a measured log.
+    measured: whether the memory figures are a real GPU's (default: a device answered torch.cuda and it is not
+        offsim's virtual CUDA); offsim uses a logged peak as T only from a measured log.
     reset_peak: reset torch's peak counters at each stage start so T_warm is measured (default True).
     """
 
@@ -260,8 +260,9 @@ class DecisionLog:
         self.memory = DeviceMemory(torch_module, device)
         self.reset_peak = reset_peak
         available = self.memory.available()
-        self.measured = available if measured is None else bool(measured)
-        self.memory_source = memory_source or ("torch.cuda" if available else "none")
+        simulated = self.memory.simulated_device() is not None  # offsim's virtual CUDA: figures are simulated
+        self.measured = (available and not simulated) if measured is None else bool(measured)
+        self.memory_source = memory_source or ("offsim-simulator" if simulated else "torch.cuda" if available else "none")
         check_choice("device.memory_source", self.memory_source, schema.MEMORY_SOURCES)
         self.backend = backend or self.memory.backend()
         snap = self.memory.snapshot()

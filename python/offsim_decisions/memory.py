@@ -47,6 +47,12 @@ class DeviceMemory:
         """A device answers torch.cuda's memory functions."""
         return self._cuda() is not None
 
+    def simulated_device(self) -> Any:
+        """The simulated device torch.cuda answers from under offsim's virtual CUDA (python/offsim), or None
+        when the figures are a real GPU's."""
+        cuda = self._cuda()
+        return getattr(cuda, "_offsim_device", None) if cuda is not None else None
+
     def backend(self) -> Optional[str]:
         """"rocm" when torch is a HIP build (torch.version.hip, the switch InvokeAI's estimators use),
         "cuda" for a CUDA build with a device, None otherwise."""
@@ -59,6 +65,11 @@ class DeviceMemory:
         return "cuda" if self.available() else None
 
     def torch_version(self) -> Optional[str]:
+        """torch.__version__; under offsim's virtual CUDA the allocator profile the simulated device runs
+        (what offsim reads this field for), not the CPU build's version."""
+        simulated = self.simulated_device()
+        if simulated is not None:
+            return str(simulated.torch_version)
         torch = self.torch()
         version = getattr(torch, "__version__", None) if torch is not None else None
         return str(version) if version else None
