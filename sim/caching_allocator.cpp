@@ -269,21 +269,7 @@ struct CachingAllocator::State {
 
   // ---- sizes (spec section 2) ------------------------------------------------------------------
 
-  OFFSIM_HOT std::uint64_t round_size(std::uint64_t size) const {
-    if (size < kMinBlockSize) return kMinBlockSize;
-    const std::uint64_t divisions = config.divisions_for(size);
-    if (divisions > 1 && size > kMinBlockSize * divisions) return roundup_power2_next_division(size, divisions);
-    return kMinBlockSize * ceil_div(size, kMinBlockSize);
-  }
-
-  static std::uint64_t roundup_power2_next_division(std::uint64_t size, std::uint64_t divisions) {
-    if (std::has_single_bit(size)) return size;
-    const std::uint64_t floor_pow2 = std::bit_floor(size);
-    const std::uint64_t step = floor_pow2 >> (std::bit_width(divisions) - 1);
-    if (step == 0) return 2 * floor_pow2;
-    const std::uint64_t low = size / step * step;
-    return low == size ? size : low + step;
-  }
+  OFFSIM_HOT std::uint64_t round_size(std::uint64_t size) const { return config.round_size(size); }
 
   std::uint64_t allocation_size(std::uint64_t size) const {
     if (size <= kSmallSize) return kSmallBuffer;
@@ -794,7 +780,10 @@ struct CachingAllocator::State {
     // A new segment reserves 9/8 of the device's memory as address space, in whole pages.
     const std::uint64_t page = page_size(pool.small);
     const std::uint64_t global = device->spec().global_mem();
-    const std::uint64_t va_size = page * ceil_div(global + global / 8, page);
+    std::uint64_t va_size = page * ceil_div(global + global / 8, page);
+    if (const std::optional<std::uint64_t> preferred = device->preferred_address()) {
+      va_size = fit_reservation_at(*preferred, va_size, ceil_div(size, page) * page, page);
+    }
     ExpandableSegment segment;
     segment.base = device->reserve_address_space(va_size);
     segment.size = va_size;
@@ -810,6 +799,46 @@ struct CachingAllocator::State {
     b.expandable = static_cast<std::uint32_t>(expandable_segments.size() - 1);
     insert_unmapped(id);
     return id;
+  }
+
+  // A replay reserves a new segment's address space where the recording did (`preferred`). On a device
+  // larger than the recording's (1 TiB when the recorded total is unknown) the 9/8-of-the-device
+  // reservations overlap where the real ones did not: an earlier reservation whose unmapped tail holds
+  // `preferred` gives that tail up (the recording shows another reservation there, so the real one ended
+  // below it), and the new one is cut at the next reservation above it. Returns the size to reserve; a
+  // range too small for `needed` is left alone (the device then places the segment elsewhere).
+  std::uint64_t fit_reservation_at(std::uint64_t preferred, std::uint64_t va_size, std::uint64_t needed,
+                                   std::uint64_t page) {
+    for (ExpandableSegment& segment : expandable_segments) {
+      if (!segment.alive || preferred <= segment.base || preferred >= segment.base + segment.size) continue;
+      const std::uint32_t tail = tail_block(segment);
+      if (tail == kNil || blocks[tail].mapped || blocks[tail].ptr > preferred) continue;
+      erase_unmapped(tail);
+      if (blocks[tail].ptr == preferred) {
+        blocks[blocks[tail].prev].next = kNil;
+        delete_block(tail);
+      } else {
+        blocks[tail].size = preferred - blocks[tail].ptr;
+        insert_unmapped(tail);
+      }
+      segment.size = preferred - segment.base;
+      device->shrink_address_space(segment.base, segment.size);
+    }
+    const std::uint64_t room = device->room_at(preferred) / page * page;
+    if (room >= va_size || room < needed) return va_size;
+    return room;
+  }
+
+  // The last block of an expandable segment's chain (its highest addresses), or kNil.
+  std::uint32_t tail_block(const ExpandableSegment& segment) const {
+    const std::uint64_t last = segment.base + segment.size;
+    for (std::uint32_t id = 0; id < blocks.size(); ++id) {
+      const Block& b = blocks[id];
+      if (b.alive && b.expandable != kNil && &expandable_segments[b.expandable] == &segment && b.ptr + b.size == last) {
+        return id;
+      }
+    }
+    return kNil;
   }
 
   bool map_block(std::uint32_t id, std::uint64_t size) {
@@ -1059,6 +1088,7 @@ void CachingAllocator::State::load_state(const std::vector<SegmentInfo>& segment
     const std::optional<std::uint64_t> ptr = device->malloc(segment.total_size);
     device->clear_preferred_address();
     if (!ptr) throw AllocatorUsageError(where + " (" + std::to_string(segment.total_size) + " bytes) does not fit on the device");
+    if (*ptr != segment.address) throw AllocatorUsageError(where + " overlaps another segment of the state");
     total_allocated_memory += segment.total_size;
     update(stats.segment, segment.is_small, 1);
     update(stats.reserved_bytes, segment.is_small, static_cast<std::int64_t>(segment.total_size));
@@ -1296,6 +1326,7 @@ bool CachingAllocator::is_live(std::uint64_t ptr) const {
   const std::uint32_t id = state_->active.find(ptr);
   return id != AddressMap::kMissing && state_->blocks[id].allocated;
 }
+bool CachingAllocator::uses_expandable_segments() const { return state_->expandable_segments_enabled(); }
 const AllocatorConfig& CachingAllocator::config() const { return state_->config; }
 const VersionProfile& CachingAllocator::profile() const { return *state_->profile; }
 const Device& CachingAllocator::device() const { return *state_->device; }

@@ -1,5 +1,6 @@
 #include "offsim/sim/device.hpp"
 
+#include <iterator>
 #include <string>
 
 #include "offsim/sim/errors.hpp"
@@ -32,16 +33,41 @@ MemInfo Device::mem_get_info() const {
   return {used >= spec_.total_bytes ? 0 : spec_.total_bytes - used, spec_.total_bytes};
 }
 
-std::uint64_t Device::take_address(std::uint64_t bytes) {
-  std::uint64_t address = next_address_;
-  if (preferred_address_) {
-    address = *preferred_address_;
-    preferred_address_.reset();
+bool Device::range_is_free(std::uint64_t address, std::uint64_t bytes) const {
+  if (address + bytes < address) return false;
+  auto next = taken_.lower_bound(address);
+  if (next != taken_.end() && next->first < address + bytes) return false;
+  return next == taken_.begin() || std::prev(next)->second <= address;
+}
+
+std::uint64_t Device::room_at(std::uint64_t address) const {
+  auto next = taken_.upper_bound(address);
+  if (next != taken_.begin() && std::prev(next)->second > address) return 0;
+  return next == taken_.end() ? ~std::uint64_t{0} - address : next->first - address;
+}
+
+void Device::shrink_address_space(std::uint64_t base, std::uint64_t bytes) {
+  auto it = taken_.find(base);
+  if (it == taken_.end() || base + bytes > it->second) {
+    throw AllocatorUsageError("shrink of an unknown address reservation at " + std::to_string(base));
   }
+  it->second = base + bytes;
+}
+
+// The address model of a replay (docs/replay_json.md, "Addresses"): a range is handed out at the address
+// the caller prefers (the recording's) when no live segment or reservation overlaps it; otherwise, and for
+// ranges nobody prefers, above every address handed out so far. A freed range is reused only by a later
+// preferred range, so two live segments never alias, whatever the capacity of a what-if.
+std::uint64_t Device::take_address(std::uint64_t bytes) {
+  const std::uint64_t rounded = round_up(bytes, spec_.granularity);
+  std::uint64_t address = next_address_;
+  if (preferred_address_ && range_is_free(*preferred_address_, rounded)) address = *preferred_address_;
+  preferred_address_.reset();
   // Keep fresh addresses above everything handed out so far, with a gap so that segments never look
   // adjacent (real cudaMalloc results are not contiguous either).
-  const std::uint64_t end = address + round_up(bytes, spec_.granularity) + spec_.granularity;
+  const std::uint64_t end = address + rounded + spec_.granularity;
   if (end > next_address_) next_address_ = end;
+  taken_.emplace(address, address + rounded);
   return address;
 }
 
@@ -59,11 +85,12 @@ void Device::free(std::uint64_t ptr) {
   if (it == live_.end()) throw AllocatorUsageError("cudaFree of an unknown device pointer " + std::to_string(ptr));
   allocator_total_ -= it->second;
   live_.erase(it);
+  taken_.erase(ptr);
 }
 
 std::uint64_t Device::reserve_address_space(std::uint64_t bytes) { return take_address(bytes); }
 
-void Device::release_address_space(std::uint64_t) {}
+void Device::release_address_space(std::uint64_t base) { taken_.erase(base); }
 
 bool Device::map_physical(std::uint64_t bytes) {
   if (bytes > mem_get_info().free) return false;

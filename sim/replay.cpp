@@ -1,6 +1,7 @@
 #include "offsim/sim/replay.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <deque>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/errors.hpp"
+#include "offsim/sim/recorded_device.hpp"
 
 namespace offsim::sim {
 
@@ -35,7 +37,7 @@ class Replayer {
         events_(std::move(events)),
         options_(options),
         config_(AllocatorConfig::parse(options.alloc_conf.value_or(metadata.alloc_conf), *options.profile)),
-        device_(make_device(metadata, options)),
+        device_(make_device(options)),
         allocator_(device_, config_, *options.profile, EventCompletion::kExplicit) {
     result_.capacity = device_.spec().total_bytes;
     result_.alloc_conf = config_.source;
@@ -118,6 +120,7 @@ class Replayer {
       if ((i & 0xffff) == 0 && options_.progress) options_.progress(i, events_.estimated_total());
     }
     if (result_.completed) flush_as_empty_cache(i);
+    count_comparisons();
     const std::size_t n = events_.end();  // the trace's length if the replay read it all
     result_.trace_events = n;
     if (records_decisions_) {
@@ -131,6 +134,8 @@ class Replayer {
     result_.peak_allocated = static_cast<std::uint64_t>(stats.allocated_bytes[kAggregate].peak);
     result_.peak_requested = static_cast<std::uint64_t>(stats.requested_bytes[kAggregate].peak);
     result_.final_reserved = static_cast<std::uint64_t>(stats.reserved_bytes[kAggregate].current);
+    result_.final_allocated = static_cast<std::uint64_t>(stats.allocated_bytes[kAggregate].current);
+    result_.final_requested = static_cast<std::uint64_t>(stats.requested_bytes[kAggregate].current);
     if (skipped_snapshots_ > 0) {
       result_.notes.push_back(std::to_string(skipped_snapshots_) + " `snapshot` entries are markers, not compared");
     }
@@ -152,13 +157,11 @@ class Replayer {
   }
 
  private:
-  static Device make_device(const TraceMetadata& metadata, const ReplayOptions& options) {
+  static Device make_device(const ReplayOptions& options) {
     DeviceSpec spec;
     spec.name = "replay device";
     spec.platform = options.platform;
-    spec.total_bytes = options.capacity != 0 ? options.capacity
-                       : metadata.device_total_bytes != 0 ? metadata.device_total_bytes
-                                                          : kDefaultCapacity;
+    spec.total_bytes = options.capacity != 0 ? options.capacity : kDefaultCapacity;  // resolved by the caller
     spec.context_bytes = options.non_allocator_bytes;
     return Device(spec);
   }
@@ -269,13 +272,17 @@ class Replayer {
     const TraceEvent& e = events_[i];
     attribute_segment_frees(i);
     pending_.push_back(i);
-    if (options_.compare) {
-      for (std::size_t k : pending_) {
-        const TraceEvent& out = events_[k];
-        if (out.action == TraceAction::kSegmentAlloc || out.action == TraceAction::kSegmentMap) {
-          device_.prefer_next_address(out.addr);  // simulated segments carry the recorded addresses
-          break;
+    // Simulated segments carry the recorded addresses where the simulated device has that range free, in
+    // every replay (the minimum-capacity search too: best fit breaks ties by address, so placement
+    // decides which block serves a request, and a search on other addresses would answer for another run).
+    // A recorded cudaMalloc address says nothing about where an expandable reservation would go, nor the
+    // other way round: a what-if under the other kind of segment places them afresh.
+    for (std::size_t k : pending_) {
+      if (obtains_memory(k)) {
+        if ((events_[k].action == TraceAction::kSegmentMap) == allocator_.uses_expandable_segments()) {
+          device_.prefer_next_address(events_[k].addr);
         }
+        break;
       }
     }
     begin_call(i);
@@ -384,7 +391,10 @@ class Replayer {
       }
     }
     if (dropped_.erase(addr) == 0) ++unknown_frees_;
-    if (options_.compare) result_.events_total += completes_now ? 2 : 1;
+    if (options_.compare) {
+      not_reproduced(TraceAction::kFreeRequested);
+      if (completes_now) not_reproduced(TraceAction::kFreeCompleted);
+    }
     return completes_now ? i + 1 : i;
   }
 
@@ -425,7 +435,7 @@ class Replayer {
     if (it == pending_frees_.end()) {
       // Either completed already by a simulated synchronization (its free_completed was emitted there)
       // or the free predates the recording.
-      if (options_.compare) ++result_.events_total;
+      if (options_.compare) not_reproduced(TraceAction::kFreeCompleted);
       return;
     }
     const std::uint64_t ptr = it->second;
@@ -545,6 +555,30 @@ class Replayer {
     return want.addr == got.addr;
   }
 
+  // A recorded event compared with nothing the simulation did (a free of a block it does not hold).
+  void not_reproduced(TraceAction action) {
+    ++compared_[static_cast<std::size_t>(action)];
+    ++mismatched_[static_cast<std::size_t>(action)];
+  }
+
+  // The comparison counts by what the events judge (ReplayResult::compared and its totals).
+  void count_comparisons() {
+    auto add = [this](ComparedEvents& into, TraceAction action) {
+      into.total += compared_[static_cast<std::size_t>(action)];
+      into.matched += compared_[static_cast<std::size_t>(action)] - mismatched_[static_cast<std::size_t>(action)];
+    };
+    ComparisonCounts& c = result_.compared;
+    add(c.addresses, TraceAction::kAlloc);
+    add(c.frees, TraceAction::kFreeRequested);
+    add(c.frees, TraceAction::kFreeCompleted);
+    for (TraceAction action : {TraceAction::kSegmentAlloc, TraceAction::kSegmentFree, TraceAction::kSegmentMap,
+                               TraceAction::kSegmentUnmap, TraceAction::kOom}) {
+      add(c.segments, action);
+    }
+    result_.events_total = c.addresses.total + c.frees.total + c.segments.total;
+    result_.events_matched = c.addresses.matched + c.frees.matched + c.segments.matched;
+  }
+
   // `expected`: indices of the recorded events this call should have produced, in order. `context` is
   // called only when this call holds the first divergence (building strings per call would cost more
   // than the simulation).
@@ -555,8 +589,7 @@ class Replayer {
       std::size_t k = 0;
       while (k < count && same(events_[expected[k]], simulated_[k])) ++k;
       if (k == count) {
-        result_.events_total += k;
-        result_.events_matched += k;
+        for (k = 0; k < count; ++k) ++compared_[static_cast<std::size_t>(events_[expected[k]].action)];
         return;
       }
     }
@@ -567,15 +600,14 @@ class Replayer {
   // divergence. Out of line so that the matching path above stays small.
   template <typename Context>
   __attribute__((noinline)) void compare_call(const std::size_t* expected, std::size_t count, Context&& context) {
-    result_.events_total += count;
     const std::size_t common = std::min(count, simulated_.size());
     std::size_t first_bad = common;
-    for (std::size_t k = 0; k < common; ++k) {
-      if (same(events_[expected[k]], simulated_[k])) {
-        ++result_.events_matched;
-      } else if (first_bad == common) {
-        first_bad = k;
-      }
+    for (std::size_t k = 0; k < count; ++k) {
+      const TraceAction action = events_[expected[k]].action;
+      ++compared_[static_cast<std::size_t>(action)];
+      if (k < common && same(events_[expected[k]], simulated_[k])) continue;
+      ++mismatched_[static_cast<std::size_t>(action)];
+      if (k < common && first_bad == common) first_bad = k;
     }
     if (first_bad == common && count == simulated_.size()) return;
     if (result_.first_divergence) return;
@@ -692,6 +724,8 @@ class Replayer {
   std::int64_t recorded_requested_ = 0;  // signed: a partial trace frees what it never saw allocated
   std::int64_t recorded_peak_requested_ = 0;
   std::uint64_t max_reserved_difference_ = 0;
+  std::array<std::size_t, kTraceActionCount> compared_{};    // recorded events compared, by action
+  std::array<std::size_t, kTraceActionCount> mismatched_{};  // of those, not reproduced
   std::size_t skipped_snapshots_ = 0;
   std::size_t unknown_frees_ = 0;
   std::size_t deferred_frees_ = 0;
@@ -730,12 +764,83 @@ Pass run_pass(const ReplayInput& input, const ReplayOptions& options, const std:
   return pass;
 }
 
+// The device a replay runs on when the caller names none: the recorded total, else the total the first
+// recorded OOM implies, else 1 TiB (no limit in practice). `inferred`: the total leaves out the memory
+// outside the allocator, which the caller's non_allocator_bytes then adds.
+struct RecordedConditions {
+  std::uint64_t capacity = kDefaultCapacity;
+  std::string source = "assumed";
+  bool inferred = false;
+  std::vector<std::string> notes;
+  std::uint64_t start_reserved = 0;
+  std::size_t start_segments = 0;
+};
+
+RecordedConditions recorded_conditions(const ReplayInput& input) {
+  RecordedDevice device;
+  if (const Trace* trace = input.trace()) {
+    TraceVectorSource source(*trace);
+    device = read_recorded_device(source);
+  } else {
+    device = read_recorded_device(*input.open());
+  }
+  RecordedConditions recorded;
+  recorded.start_reserved = device.start_reserved;
+  recorded.start_segments = device.start_segments;
+  if (device.metadata_total != 0) {
+    recorded.capacity = device.metadata_total;
+    recorded.source = "recorded";
+  } else if (!device.ooms.empty()) {
+    const RecordedOom& first = device.ooms.front();
+    recorded.capacity = first.total();
+    recorded.inferred = true;
+    recorded.source = "inferred from the recorded OOM at event " + std::to_string(first.event_index);
+    recorded.notes.push_back("device total " + format_bytes(first.total()) + " inferred from the recorded OOM at event " +
+                             std::to_string(first.event_index) + ": " + format_bytes(first.reserved) +
+                             " reserved at that moment + " + format_bytes(first.device_free) +
+                             " free on the device (cudaMemGetInfo, stored in the entry as device_free); memory "
+                             "outside the allocator is not recorded and counts only where stated");
+    const auto [low, high] = std::minmax_element(device.ooms.begin(), device.ooms.end(),
+                                                 [](const RecordedOom& a, const RecordedOom& b) { return a.total() < b.total(); });
+    if (high->total() - low->total() >= kRoundLarge) {
+      recorded.notes.push_back(std::to_string(device.ooms.size()) + " recorded OOMs imply totals from " +
+                               format_bytes(low->total()) + " to " + format_bytes(high->total()) +
+                               " (memory outside the allocator changed); the first is used");
+    }
+  } else {
+    recorded.notes.push_back("the trace records neither the device's total nor an OOM: the device is taken as " +
+                             format_bytes(kDefaultCapacity) + " (no limit)");
+  }
+  return recorded;
+}
+
+// The caller's options with the capacity made explicit. A device smaller than the state the trace starts
+// from cannot run it at all: refused, naming that state.
+ReplayOptions resolve(const ReplayOptions& options, const RecordedConditions& recorded) {
+  ReplayOptions resolved = options;
+  if (resolved.capacity == 0) resolved.capacity = recorded.capacity + (recorded.inferred ? options.non_allocator_bytes : 0);
+  const std::uint64_t needed = recorded.start_reserved + options.non_allocator_bytes;
+  if (resolved.capacity < needed) {
+    throw ConfigError("a device of " + format_bytes(resolved.capacity) + " cannot hold the state the trace starts from: " +
+                      format_bytes(recorded.start_reserved) + " reserved in " + std::to_string(recorded.start_segments) +
+                      " segments before its first event" +
+                      (options.non_allocator_bytes != 0 ? " + " + format_bytes(options.non_allocator_bytes) +
+                                                              " outside the allocator"
+                                                        : std::string()) +
+                      "; give a capacity of at least " + format_bytes(needed) +
+                      " (the minimum-capacity search starts there), or replay from an empty allocator without the "
+                      "reconstructed start state");
+  }
+  return resolved;
+}
+
 // Which runs of segment frees were empty_cache() calls is a fact about the recording, so it is decided
 // once under the recorded conditions (capacity, settings) and kept for what-if replays. `reported`: the
 // caller reports this pass (it keeps the caller's stop and progress choices).
-Pass baseline_pass(const ReplayInput& input, const ReplayOptions& options, bool reported) {
+Pass baseline_pass(const ReplayInput& input, const ReplayOptions& options, const RecordedConditions& recorded,
+                   bool reported) {
   ReplayOptions baseline = options;
-  baseline.capacity = 0;
+  baseline.capacity = recorded.capacity;
   baseline.alloc_conf.reset();
   baseline.non_allocator_bytes = 0;
   baseline.compare = true;
@@ -746,19 +851,54 @@ Pass baseline_pass(const ReplayInput& input, const ReplayOptions& options, bool 
   return run_pass(input, baseline, nullptr, reported);
 }
 
-bool is_baseline(const TraceMetadata& metadata, const ReplayOptions& options) {
-  const bool same_capacity = options.capacity == 0 || options.capacity == metadata.device_total_bytes;
-  const bool same_conf = !options.alloc_conf || *options.alloc_conf == metadata.alloc_conf;
-  return same_capacity && same_conf && options.non_allocator_bytes == 0;
+bool is_baseline(const TraceMetadata& metadata, const ReplayOptions& resolved, const RecordedConditions& recorded) {
+  const bool same_conf = !resolved.alloc_conf || *resolved.alloc_conf == metadata.alloc_conf;
+  return resolved.capacity == recorded.capacity && same_conf && resolved.non_allocator_bytes == 0;
 }
 
-void note_requests_only(ReplayResult& result) {
-  result.events_total = 0;
-  result.events_matched = 0;
-  result.first_divergence.reset();
-  result.notes.insert(result.notes.begin(),
-                      "the trace records requests only (no segment events, e.g. a CPU recording): the simulated "
-                      "allocator's decisions are reported, there is nothing recorded to compare them with");
+// A recording of the real allocator without segment events (recorded after warm-up, when every segment
+// already existed) still holds the allocator's placement decisions: the address of every alloc. They are
+// compared when the trace was measured on a GPU and has a start state to place them in.
+bool compares_addresses(const ReplayInput& input, const TraceMetadata& metadata) {
+  if (metadata.provenance.kind != ProvenanceKind::kGpuMeasured) return false;
+  if (const Trace* trace = input.trace()) return !trace->initial_segments.empty();
+  return !input.open()->initial_segments().empty();
+}
+
+// What the comparison rested on (ReplayResult::comparison), said in the notes where it is not the usual.
+void label_comparison(ReplayResult& result, bool records_decisions, bool addresses) {
+  auto compared_nothing = [&result](const char* kind, const char* note) {
+    result.comparison = kind;
+    result.events_total = 0;
+    result.events_matched = 0;
+    result.compared = {};
+    result.first_divergence.reset();
+    result.notes.insert(result.notes.begin(), note);
+  };
+  if (result.requests == 0 && !records_decisions) {
+    // A snapshot dumped with history on but no request recorded (e.g. from an OOM handler): its segments
+    // are its content. Neither a failure to reproduce anything nor a comparison.
+    compared_nothing("state-only", "state only: the trace holds no allocator requests (the snapshot's segments are "
+                                   "its content); nothing to replay or compare");
+  } else if (records_decisions) {
+    result.comparison = "segments";
+  } else if (addresses) {
+    result.comparison = "addresses";
+    result.notes.insert(result.notes.begin(),
+                        "the trace records no segment events (recorded after its segments existed): the allocator's "
+                        "placement is judged by the address of every recorded alloc");
+  } else {
+    compared_nothing("none", "the trace records requests only (no segment events, e.g. a CPU recording): the simulated "
+                             "allocator's decisions are reported, there is nothing recorded to compare them with");
+  }
+}
+
+ReplayResult finish(Pass pass, const RecordedConditions& recorded, const ReplayOptions& options, bool addresses) {
+  ReplayResult result = std::move(pass.result);
+  label_comparison(result, pass.records_decisions, addresses);
+  result.capacity_source = options.capacity == 0 ? recorded.source : "given";
+  if (options.capacity == 0) result.notes.insert(result.notes.begin(), recorded.notes.begin(), recorded.notes.end());
+  return result;
 }
 
 }  // namespace
@@ -769,20 +909,19 @@ TraceMetadata ReplayInput::metadata() const {
 }
 
 ReplayResult replay(const ReplayInput& input, const ReplayOptions& options) {
-  if (is_baseline(input.metadata(), options) && options.compare) {
-    Pass pass = baseline_pass(input, options, /*reported=*/true);
-    if (!pass.records_decisions) note_requests_only(pass.result);
-    return std::move(pass.result);
+  const TraceMetadata metadata = input.metadata();
+  const RecordedConditions recorded = recorded_conditions(input);
+  const ReplayOptions resolved = resolve(options, recorded);
+  const bool addresses = compares_addresses(input, metadata);
+  if (is_baseline(metadata, resolved, recorded) && options.compare) {
+    return finish(baseline_pass(input, resolved, recorded, /*reported=*/true), recorded, options, addresses);
   }
-  const Pass baseline = baseline_pass(input, options, /*reported=*/false);
-  if (!baseline.records_decisions) {
-    ReplayOptions requests_only = options;
-    requests_only.compare = false;
-    Pass pass = run_pass(input, requests_only, nullptr, /*read_to_end=*/true);
-    note_requests_only(pass.result);
-    return std::move(pass.result);
-  }
-  return run_pass(input, options, &baseline.decisions, /*read_to_end=*/true).result;
+  const Pass baseline = baseline_pass(input, resolved, recorded, /*reported=*/false);
+  ReplayOptions what_if = resolved;
+  what_if.compare = options.compare && (baseline.records_decisions || addresses);
+  Pass pass = run_pass(input, what_if, &baseline.decisions, /*read_to_end=*/true);
+  pass.records_decisions = baseline.records_decisions;
+  return finish(std::move(pass), recorded, options, addresses);
 }
 
 MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions options) {
@@ -793,7 +932,9 @@ MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions opti
   auto progress = std::move(options.progress);
   options.progress = nullptr;
   MinCapacityResult out;
-  const std::vector<std::size_t> decided = baseline_pass(input, options, /*reported=*/false).decisions;
+  const RecordedConditions recorded = recorded_conditions(input);
+  const std::vector<std::size_t> decided =
+      baseline_pass(input, resolve(options, recorded), recorded, /*reported=*/false).decisions;
   auto run = [&](std::uint64_t capacity) {
     options.capacity = capacity;
     ++out.probes;
@@ -809,10 +950,12 @@ MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions opti
                               format_bytes(kDefaultCapacity) + " device");
   }
   out.peak_reserved_unlimited = unlimited.peak_reserved;
+  // The search starts at the smallest device that holds the start state (and the memory outside the
+  // allocator): every smaller one fails before the first event, and a device of 0 bytes is none.
+  const std::uint64_t floor = std::max<std::uint64_t>(1, (recorded.start_reserved + options.non_allocator_bytes + kStep - 1) / kStep);
+  std::uint64_t lo = floor - 1;  // fails without a replay
   // With room for the unlimited peak no device allocation fails, so every decision is the same.
-  std::uint64_t hi = (options.non_allocator_bytes + unlimited.peak_reserved + kStep - 1) / kStep;
-  std::uint64_t lo = options.non_allocator_bytes / kStep;  // nothing left for the allocator: fails
-  if (hi <= lo) hi = lo + 1;
+  std::uint64_t hi = std::max(floor, (options.non_allocator_bytes + unlimited.peak_reserved + kStep - 1) / kStep);
   // Progress in probes: those made, and those the bisection and the boundary check still need.
   auto report = [&] {
     if (progress) progress(out.probes, out.probes + static_cast<std::size_t>(std::bit_width(hi - lo - 1)) + 2);
@@ -824,7 +967,7 @@ MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions opti
   }
   report();
   out.min_capacity = hi * kStep;
-  out.verified_boundary = fits(out.min_capacity) && (hi == 0 || !fits((hi - 1) * kStep));
+  out.verified_boundary = fits(out.min_capacity) && (hi == floor || !fits((hi - 1) * kStep));
   if (progress) progress(out.probes, out.probes);
   return out;
 }

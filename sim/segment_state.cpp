@@ -54,7 +54,7 @@ SegmentState::SegmentState(const std::vector<SegmentInfo>& segments) {
         throw InvariantViolation("block at " + hex(block.address) + " lies outside its segment at " + hex(info.address));
       }
       blocks_.emplace(block.address,
-                      Block{block.size, block.requested_size, block.state == BlockState::kActivePendingFree});
+                      Block{block.size, block.requested_size, block.state == BlockState::kActivePendingFree, true});
     }
   }
 }
@@ -76,7 +76,14 @@ void SegmentState::add_block(const TraceEvent& event, bool pending, std::uint64_
   if (segment_at(event.addr) == segments_.end()) {
     contradiction(source, event, index, "no segment contains this address at this point of the trace");
   }
-  blocks_.emplace(event.addr, Block{nominal_block_size(event.size), event.size, pending});
+  const auto it = blocks_.emplace(event.addr, Block{nominal_block_size(event.size), event.size, pending, false}).first;
+  // Blocks live at the same moment bound each other: the next one bounds this block's extent, and this
+  // one bounds the extent of the block before it.
+  if (const auto next = std::next(it); next != blocks_.end()) it->second.bound = next->first;
+  if (it != blocks_.begin()) {
+    Block& previous = std::prev(it)->second;
+    previous.bound = std::min(previous.bound, event.addr);
+  }
 }
 
 void SegmentState::remove_block(const TraceEvent& event, std::uint64_t index, const std::string& source) {
@@ -188,6 +195,30 @@ void SegmentState::undo(const TraceEvent& event, std::uint64_t index, const std:
     case TraceAction::kOom:
     case TraceAction::kSnapshot: break;
   }
+}
+
+std::size_t SegmentState::settle_extents(const AllocatorConfig& config) {
+  std::size_t widened = 0;
+  for (auto it = blocks_.begin(); it != blocks_.end(); ++it) {
+    Block& block = it->second;
+    if (block.extent_known) continue;
+    const auto segment = segment_at(it->first);
+    if (segment == segments_.end()) continue;
+    const std::uint64_t segment_end = segment->first + segment->second.size;
+    const auto next = std::next(it);
+    std::uint64_t limit = std::min(segment_end, block.bound);
+    if (next != blocks_.end()) limit = std::min(limit, next->first);
+    const std::uint64_t rounded = std::min(config.round_size(block.requested_size), limit - it->first);
+    const std::uint64_t remainder = limit - it->first - rounded;
+    // should_split: small-pool blocks, and every block once expandable segments are on, split off any
+    // remainder of 512 bytes or more; a large-pool block only one above kSmallSize, an oversize one nothing.
+    const bool unsplit = !segment->second.is_small && !segment->second.is_expandable && !config.expandable_segments &&
+                         remainder > 0 && (remainder <= kSmallSize || rounded >= config.max_split_size);
+    block.size = unsplit ? rounded + remainder : rounded;
+    block.extent_known = true;
+    if (unsplit) ++widened;
+  }
+  return widened;
 }
 
 std::vector<SegmentInfo> SegmentState::segments(int device) const {

@@ -48,6 +48,16 @@ bool frame_matches(const std::vector<PickleValue>& frames, const std::vector<std
   return false;
 }
 
+// The recorded settings decide the rounding and split rules of the rewound blocks; settings offsim cannot
+// parse leave PyTorch's defaults (the replay itself reports the parse error).
+AllocatorConfig rewind_config(const std::string& alloc_conf) {
+  try {
+    return AllocatorConfig::parse(alloc_conf);
+  } catch (const Error&) {
+    return AllocatorConfig{};
+  }
+}
+
 std::string join_quoted(const std::vector<std::string>& texts) {
   std::string joined;
   for (const std::string& text : texts) joined += (joined.empty() ? "\"" : ", \"") + text + "\"";
@@ -225,12 +235,14 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
                              "without reconstructing the starting state)");
       }
     }
+    const std::size_t widened = state.settle_extents(rewind_config(metadata.alloc_conf));
     trace.initial_segments = state.segments(options_.device);
     metadata.reconstructed_initial_state = true;
     append_note(metadata.provenance.notes,
                 "initial state reconstructed by undoing " + std::to_string(trace.events.size()) +
                     " trace entries from the dump-time segments (as PyTorch's memory_viz does); blocks freed "
-                    "in the window but not allocated in it have their request rounded up to 512 bytes as size");
+                    "in the window but not allocated in it are sized by the allocator's rounding and split rules (" +
+                    std::to_string(widened) + " kept an unsplit remainder of at most 1 MiB)");
   }
   return trace;
 }

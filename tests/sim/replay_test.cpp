@@ -7,9 +7,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <numeric>
+#include <map>
 #include <random>
+#include <sstream>
 
 #include "offsim/sim/caching_allocator.hpp"
+#include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/replay.hpp"
 #include "offsim/sim/trace_file.hpp"
@@ -335,18 +339,12 @@ TEST(Replay, TheDivergenceShowsTheNearestSegmentsWhenNoneIsClose) {
   EXPECT_LE(r.first_divergence->segments_near.size(), 2u);
 }
 
-TEST(Replay, StartsFromALoadedInitialState) {
-  // Cut a recording in two right after an alloc; the second half starts from the allocator state at
-  // the cut, as a partial recording would.
-  Workload w;
-  w.steps = 3000;
-  const Trace full = record(w);
-  std::size_t split = full.events.size() / 2;
-  while (full.events[split].action != TraceAction::kAlloc) ++split;
-  ++split;
-
-  Device device({"d", Platform::kCuda, w.capacity});
-  CachingAllocator state(device, AllocatorConfig::parse(""), VersionProfile::newest(), EventCompletion::kExplicit);
+// The recording from event `split` on, starting from the allocator state there, as a partial recording
+// (a snapshot's ring buffer) would: the state is rebuilt by making the first `split` events' requests.
+Trace cut_recording(const Trace& full, std::size_t split, std::uint64_t capacity) {
+  Device device({"d", Platform::kCuda, capacity});
+  CachingAllocator state(device, AllocatorConfig::parse(full.metadata.alloc_conf), VersionProfile::newest(),
+                         EventCompletion::kExplicit);
   std::unordered_map<std::uint64_t, std::uint64_t> live;
   for (std::size_t i = 0; i < split; ++i) {
     const TraceEvent& e = full.events[i];
@@ -361,6 +359,18 @@ TEST(Replay, StartsFromALoadedInitialState) {
   second.metadata = full.metadata;
   second.initial_segments = state.segments();
   second.events.assign(full.events.begin() + static_cast<std::ptrdiff_t>(split), full.events.end());
+  return second;
+}
+
+TEST(Replay, StartsFromALoadedInitialState) {
+  // Cut a recording in two right after an alloc; the second half starts from the allocator state at
+  // the cut, as a partial recording would.
+  Workload w;
+  w.steps = 3000;
+  const Trace full = record(w);
+  std::size_t split = full.events.size() / 2;
+  while (full.events[split].action != TraceAction::kAlloc) ++split;
+  const Trace second = cut_recording(full, split + 1, w.capacity);
   ASSERT_FALSE(second.initial_segments.empty());
   expect_exact(second, replay(second, {}));
 }
@@ -491,6 +501,170 @@ TEST(ReplayStreamed, TheTimelineStaysBoundedWhenTheLengthEstimateIsShort) {
     EXPECT_LE(s.event_index - previous, 4 * stride) << "at " << s.event_index;
     previous = s.event_index;
   }
+}
+
+}  // namespace
+}  // namespace offsim::sim
+
+namespace offsim::sim {
+namespace {
+
+// Requests of one stream in a compact form: "a ID BYTES" = malloc, "f ID" = free, "e" = empty_cache(),
+// recorded by the simulator on a device without a limit.
+Trace record_script(const std::vector<std::string>& script, const std::string& alloc_conf = "") {
+  Device device({"recorder", Platform::kCuda, 1024 * GiB});
+  CachingAllocator alloc(device, AllocatorConfig::parse(alloc_conf), VersionProfile::newest(),
+                         EventCompletion::kExplicit);
+  Trace trace;
+  trace.metadata.alloc_conf = alloc_conf;
+  alloc.set_trace_sink(&trace.events);
+  std::map<int, std::uint64_t> live;
+  for (const std::string& step : script) {
+    std::istringstream in(step);
+    char op = 0;
+    int id = 0;
+    std::uint64_t bytes = 0;
+    in >> op >> id >> bytes;
+    if (op == 'a') live[id] = alloc.malloc(bytes).value();
+    else if (op == 'f') alloc.free(live.at(id));
+    else alloc.empty_cache();
+  }
+  return trace;
+}
+
+// Issue 16 item 10: at another capacity, a new segment must not be put on top of a live one at the address
+// the recording used. PyTorch's allocator at 32 MiB runs these requests without an OOM.
+TEST(ReplayWhatIf, NeverPlacesANewSegmentOnALiveOne) {
+  const Trace trace = record_script({"a1 16777216", "f1", "a2 18874368", "a3 10485760", "a4 512", "f2",
+                                     "a5 20971520", "f3", "f5", "f4", "e", "a6 31457280", "f6", "e"});
+  ReplayOptions options;
+  options.capacity = 32 * MiB;
+  const ReplayResult r = replay(trace, options);
+  EXPECT_TRUE(r.completed);
+  EXPECT_EQ(r.unhandled_ooms, 0u);
+  EXPECT_EQ(r.final_allocated, 0u);
+  EXPECT_EQ(r.final_requested, 0u);
+}
+
+// Issue 16 item 1: a recording that ends in an OOM, with no device total in its metadata (a PyTorch snapshot
+// has none). The OOM entry's device_free and the reserved bytes at that moment give the total, on which
+// the replay releases cached segments and fails as the recording did. An explicit capacity still wins.
+TEST(ReplayCapacity, ARecordedOomGivesTheDeviceTotal) {
+  Workload w;
+  w.capacity = 1 * GiB;
+  w.fallible_ooms = true;
+  w.seed = 3;
+  Trace trace = record(w);
+  const auto last_oom = std::find_if(trace.events.rbegin(), trace.events.rend(),
+                                     [](const TraceEvent& e) { return e.action == TraceAction::kOom; });
+  ASSERT_NE(last_oom, trace.events.rend());
+  trace.events.erase(last_oom.base(), trace.events.end());  // the program died at its last OOM
+  trace.events.back().flags = kTraceFlagNone;
+  trace.metadata.device_total_bytes = 0;
+
+  const ReplayResult r = replay(trace, {});
+  EXPECT_EQ(r.capacity, 1 * GiB);
+  EXPECT_EQ(r.capacity_source.rfind("inferred from the recorded OOM at event ", 0), 0u) << r.capacity_source;
+  expect_exact(trace, r);
+  EXPECT_EQ(r.unhandled_ooms, 1u);
+  EXPECT_TRUE(r.ooms.back().recorded);
+  const bool noted = std::any_of(r.notes.begin(), r.notes.end(), [](const std::string& note) {
+    return note.find("inferred from the recorded OOM") != std::string::npos && note.find("device_free") != std::string::npos;
+  });
+  EXPECT_TRUE(noted);
+
+  // Without the inference the recorded release-and-fail cannot happen: the device would be 1 TiB.
+  ReplayOptions given;
+  given.capacity = 1024 * GiB;
+  const ReplayResult unlimited = replay(trace, given);
+  EXPECT_EQ(unlimited.capacity_source, "given");
+  EXPECT_EQ(unlimited.unhandled_ooms, 0u);
+
+  // Memory outside the allocator the caller states is added to the inferred total, so the allocator has
+  // the same room as recorded.
+  ReplayOptions context;
+  context.non_allocator_bytes = 300 * MiB;
+  const ReplayResult with_context = replay(trace, context);
+  EXPECT_EQ(with_context.capacity, 1 * GiB + 300 * MiB);
+  EXPECT_EQ(with_context.unhandled_ooms, 1u);
+}
+
+// Issue 16 item 3: a device smaller than the state the trace starts from is refused naming that state, and
+// the minimum-capacity search starts there instead of aborting.
+TEST(ReplayCapacity, ADeviceSmallerThanTheStartStateIsRefusedAndTheSearchStartsThere) {
+  Workload w;
+  w.steps = 3000;
+  const Trace full = record(w);
+  const Trace second = cut_recording(full, full.events.size() / 2, w.capacity);
+  const std::uint64_t start = std::accumulate(second.initial_segments.begin(), second.initial_segments.end(),
+                                              std::uint64_t{0},
+                                              [](std::uint64_t sum, const SegmentInfo& s) { return sum + s.total_size; });
+  ASSERT_GT(start, 100 * MiB);
+  ReplayOptions small;
+  small.capacity = start - 2 * MiB;
+  try {
+    replay(second, small);
+    FAIL() << "a device below the start state was accepted";
+  } catch (const ConfigError& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("cannot hold the state the trace starts from: " + format_bytes(start)), std::string::npos) << what;
+    EXPECT_NE(what.find("at least " + format_bytes(start)), std::string::npos) << what;
+  }
+  const MinCapacityResult m = find_min_capacity(second, {});
+  EXPECT_GE(m.min_capacity, start);
+  EXPECT_TRUE(m.verified_boundary);
+  ReplayOptions at_minimum;
+  at_minimum.capacity = m.min_capacity;
+  EXPECT_TRUE(replay(second, at_minimum).completed);
+}
+
+// Issue 16 item 4: a GPU recording without segment events (taken after warm-up) still records where the
+// allocator placed every request. Those addresses are compared and counted as such; a request stream from
+// a CPU recording compares nothing and says so.
+TEST(ReplayComparison, AGpuRecordingWithoutSegmentEventsIsJudgedByItsAddresses) {
+  const Trace full = record_script({"a1 8388608", "a2 4194304", "a3 600000", "f1", "f3", "a4 2097152", "a5 1048577",
+                                    "f2", "a6 3000000", "a7 5000", "f4", "f6", "a8 8388608", "f5", "f7", "f8"});
+  std::size_t split = 0;
+  for (std::size_t i = 0; i < full.events.size(); ++i) {
+    if (full.events[i].action == TraceAction::kSegmentAlloc) split = i + 2;  // past the alloc it served
+  }
+  Trace trace = cut_recording(full, split, 1024 * GiB);
+  trace.metadata.provenance.kind = ProvenanceKind::kGpuMeasured;
+  const auto allocs = static_cast<std::size_t>(std::count_if(
+      trace.events.begin(), trace.events.end(), [](const TraceEvent& e) { return e.action == TraceAction::kAlloc; }));
+  ASSERT_GE(allocs, 4u);
+  const ReplayResult r = replay(trace, {});
+  EXPECT_EQ(r.comparison, "addresses");
+  EXPECT_EQ(r.compared.addresses.total, allocs);
+  EXPECT_EQ(r.compared.addresses.matched, allocs);
+  EXPECT_EQ(r.compared.segments.total, 0u);
+  EXPECT_EQ(r.events_total, r.compared.addresses.total + r.compared.frees.total);
+  expect_exact(trace, r);
+
+  // The recording placed one request elsewhere: that alloc is not reproduced.
+  Trace moved = trace;
+  const auto first_alloc = std::find_if(moved.events.begin(), moved.events.end(),
+                                        [](const TraceEvent& e) { return e.action == TraceAction::kAlloc; });
+  const std::uint64_t from = first_alloc->addr;
+  for (auto it = first_alloc; it != moved.events.end(); ++it) {
+    if (it->addr == from) it->addr = from + 64 * MiB;
+  }
+  const ReplayResult judged = replay(moved, {});
+  EXPECT_EQ(judged.compared.addresses.matched, allocs - 1);
+  ASSERT_TRUE(judged.first_divergence.has_value());
+  EXPECT_EQ(judged.first_divergence->event_index, static_cast<std::size_t>(first_alloc - moved.events.begin()));
+
+  Trace cpu = trace;
+  cpu.metadata.provenance.kind = ProvenanceKind::kCpuRecordedSimulated;
+  const ReplayResult none = replay(cpu, {});
+  EXPECT_EQ(none.comparison, "none");
+  EXPECT_EQ(none.events_total, 0u);
+
+  Trace state_only = trace;
+  state_only.events = {TraceEvent{0, 1, 0, 0, TraceAction::kSnapshot, kTraceFlagNone}};
+  const ReplayResult state = replay(state_only, {});
+  EXPECT_EQ(state.comparison, "state-only");
+  EXPECT_EQ(state.events_total, 0u);
 }
 
 }  // namespace

@@ -58,6 +58,25 @@ struct AllocatorConfig {
     const int index = std::clamp(log_size - 20, 0, static_cast<int>(roundup_power2_divisions.size()) - 1);
     return roundup_power2_divisions[static_cast<std::size_t>(index)];
   }
+
+  /// The block size a request of `size` bytes gets (round_size upstream, spec section 2.1): at least 512,
+  /// a multiple of 512, or the next power-of-two division where roundup_power2_divisions applies.
+  /// Inline: it runs on every malloc.
+  std::uint64_t round_size(std::uint64_t size) const {
+    if (size < kMinBlockSize) return kMinBlockSize;
+    const std::uint64_t divisions = divisions_for(size);
+    if (divisions > 1 && size > kMinBlockSize * divisions) return roundup_power2_next_division(size, divisions);
+    return kMinBlockSize * ((size + kMinBlockSize - 1) / kMinBlockSize);
+  }
+
+  static std::uint64_t roundup_power2_next_division(std::uint64_t size, std::uint64_t divisions) {
+    if (std::has_single_bit(size)) return size;
+    const std::uint64_t floor_pow2 = std::bit_floor(size);
+    const std::uint64_t step = floor_pow2 >> (std::bit_width(divisions) - 1);
+    if (step == 0) return 2 * floor_pow2;
+    const std::uint64_t low = size / step * step;
+    return low == size ? size : low + step;
+  }
 };
 
 }  // namespace offsim::sim

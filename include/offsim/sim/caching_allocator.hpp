@@ -153,6 +153,9 @@ class CachingAllocator {
   std::uint64_t size_if_freed(std::uint64_t ptr) const;
   bool is_live(std::uint64_t ptr) const;
 
+  /// Whether new memory comes from expandable segments (segment_map) rather than cudaMalloc
+  /// (segment_alloc): the setting, unless the platform ignores it (ROCm before 2.11).
+  bool uses_expandable_segments() const;
   const AllocatorConfig& config() const;
   const VersionProfile& profile() const;
   const Device& device() const;

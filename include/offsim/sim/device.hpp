@@ -57,10 +57,19 @@ class Device {
 
   void set_other_process_bytes(std::uint64_t bytes) { spec_.other_process_bytes = bytes; }
 
-  /// Replay: the next cudaMalloc / address reservation returns this address (when it succeeds), so
-  /// simulated segments carry the recorded addresses.
+  /// Replay: the next cudaMalloc / address reservation returns this address when it succeeds and the
+  /// range is free, so that simulated segments carry the recorded addresses. A range that overlaps a live
+  /// segment or reserved address space (a what-if whose state differs from the recording's) is never
+  /// handed out twice: the segment then gets a fresh address instead (see take_address).
   void prefer_next_address(std::uint64_t address) { preferred_address_ = address; }
   void clear_preferred_address() { preferred_address_.reset(); }
+  const std::optional<std::uint64_t>& preferred_address() const { return preferred_address_; }
+  /// Bytes of free address space from `address` up to the next live segment or reservation (0 when a
+  /// segment or reservation holds `address`; unbounded above the last one).
+  std::uint64_t room_at(std::uint64_t address) const;
+  /// Expandable segments: a reservation made at `base` now ends `bytes` after it (its unmapped tail was
+  /// given up, see CachingAllocator's find_expandable_block).
+  void shrink_address_space(std::uint64_t base, std::uint64_t bytes);
 
   /// Bytes held through malloc and map_physical (what the allocator has reserved).
   std::uint64_t allocator_bytes() const { return allocator_total_; }
@@ -71,9 +80,11 @@ class Device {
  private:
   std::uint64_t used_bytes() const;
   std::uint64_t take_address(std::uint64_t bytes);
+  bool range_is_free(std::uint64_t address, std::uint64_t bytes) const;
 
   DeviceSpec spec_;
   std::map<std::uint64_t, std::uint64_t> live_;  // ptr -> rounded bytes
+  std::map<std::uint64_t, std::uint64_t> taken_;  // address ranges in use (segments, reservations): start -> end
   std::map<std::string, std::uint64_t> external_;
   std::uint64_t external_total_ = 0;
   std::uint64_t allocator_total_ = 0;

@@ -24,7 +24,9 @@ struct ReplayOptions {
   /// Allocator settings; default: the settings the trace was recorded with (metadata.alloc_conf).
   std::optional<std::string> alloc_conf;
   const VersionProfile* profile = &VersionProfile::newest();
-  /// Device total as cudaMemGetInfo reports it; 0 = the recorded total when known, else 1 TiB.
+  /// Device total as cudaMemGetInfo reports it; 0 = the recorded total when known, else the total the
+  /// first recorded OOM implies (its reserved bytes + device_free + non_allocator_bytes), else 1 TiB.
+  /// A capacity below the trace's start state (+ non_allocator_bytes) is refused with ConfigError.
   std::uint64_t capacity = 0;
   /// Memory on the device that is not the allocator's (CUDA context, libraries, other processes).
   std::uint64_t non_allocator_bytes = 0;
@@ -76,9 +78,26 @@ struct ReplayDivergence {
   std::string context;                     // which request it happened in
 };
 
+struct ComparedEvents {
+  std::size_t total = 0;
+  std::size_t matched = 0;
+};
+
+/// Recorded events compared with the simulation, by what they judge.
+struct ComparisonCounts {
+  ComparedEvents addresses;  // alloc entries: where the allocator placed each request
+  ComparedEvents segments;   // segment_alloc/free/map/unmap and oom: what it took from and gave to the driver
+  ComparedEvents frees;      // free_requested / free_completed: which block became free, and when
+};
+
 struct ReplayResult {
-  std::size_t events_total = 0;    // recorded events compared (snapshot entries excluded)
+  std::size_t events_total = 0;    // recorded events compared (snapshot entries excluded): compared's sum
   std::size_t events_matched = 0;  // of those, reproduced exactly by the simulator
+  ComparisonCounts compared;
+  /// What the comparison rested on: "segments" (the recorded segment events, and every alloc's address),
+  /// "addresses" (a GPU recording without segment events: every alloc's address), "none" (a request stream,
+  /// e.g. a CPU recording: nothing recorded to compare with) or "state-only" (no allocator events at all).
+  std::string comparison = "segments";
   std::optional<ReplayDivergence> first_divergence;
   std::uint64_t peak_reserved = 0;
   std::uint64_t peak_allocated = 0;
@@ -86,6 +105,8 @@ struct ReplayResult {
   /// Reserved before the first replayed event (the loaded or rewound start state): peak_reserved minus this
   /// is the peak reserved growth that estimators are calibrated on (`offsim calibrate`).
   std::uint64_t start_reserved = 0;
+  std::uint64_t final_allocated = 0;  // allocated bytes (blocks) left at the end
+  std::uint64_t final_requested = 0;  // requested bytes left live at the end: what the requests imply
   std::vector<ReplayOom> ooms;
   std::size_t unhandled_ooms = 0;
   bool completed = true;           // false: stopped at an unhandled OOM
@@ -94,6 +115,8 @@ struct ReplayResult {
   std::vector<FragmentationSample> timeline;
   std::vector<std::string> notes;  // what was assumed or reconstructed
   std::uint64_t capacity = 0;      // device total the replay ran with
+  /// Where `capacity` came from: "given", "recorded", "inferred from the recorded OOM at event N", "assumed".
+  std::string capacity_source;
   std::string alloc_conf;
   std::size_t trace_events = 0;    // events the trace holds (read to its end even when the replay stopped)
   // The recorded curves against the simulated ones (traces with segment events; 0 otherwise). The

@@ -13,10 +13,10 @@
 // steps forward.
 //
 // Block sizes: a block known from a snapshot keeps its size. A block known only from a trace entry has
-// only the requested size (the entry's `size`); its block size is taken as the request rounded up to
-// kMinBlockSize (512), clipped to the next known block or the segment end. This is exact for the small
-// pool and for large-pool blocks that were split; an unsplit large-pool tail (< 1 MiB remainder) or
-// roundup_power2_divisions rounding make the real block larger, which the simulator recomputes anyway.
+// only the requested size (the entry's `size`); until settle_extents() it is taken as the request rounded
+// up to kMinBlockSize (512), clipped to the next known block or the segment end. settle_extents() applies
+// the allocator's rules instead (rounding, and the split rule that leaves an unsplit remainder with its
+// block), which a replay needs: best fit measures free blocks by their real extent.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "offsim/sim/allocator_config.hpp"
 #include "offsim/sim/snapshot.hpp"
 #include "offsim/sim/trace_event.hpp"
 
@@ -41,6 +42,17 @@ class SegmentState {
   void apply(const TraceEvent& event, std::uint64_t index, const std::string& source);
   /// Undoes one trace entry (backward), with the same checks.
   void undo(const TraceEvent& event, std::uint64_t index, const std::string& source);
+
+  /// Gives each block known only from a trace entry (allocated before the recording started, freed in
+  /// it) the extent the allocator gave it under `config` (c10/cuda/CUDACachingAllocator.cpp: round_size,
+  /// then should_split): the request rounded, plus, in a large-pool segment of cudaMalloc, the space up to
+  /// the nearest block start seen while it was live (or the segment end) when that space cannot be a block
+  /// of its own: every large-pool block is larger than kSmallSize (requests of at most 1 MiB go to the
+  /// small pool and should_split leaves a remainder of at most 1 MiB with its block), and an oversize
+  /// block is never split. A wider gap is a block of its own (the block was split). Small-pool blocks, and
+  /// every block under expandable_segments, are always split, so the rounded request is exact there.
+  /// Returns how many blocks were widened over an unsplit remainder.
+  std::size_t settle_extents(const AllocatorConfig& config);
 
   /// The state as snapshot segments: blocks tile each segment in address order, each gap between
   /// active blocks is one inactive block (PyTorch merges adjacent free blocks), segment totals recounted.
@@ -62,6 +74,10 @@ class SegmentState {
     std::uint64_t size = 0;  // nominal; clipped to the next block / segment end when materialised
     std::uint64_t requested_size = 0;
     bool pending_free = false;
+    bool extent_known = false;  // from a snapshot; a trace entry gives only the request
+    // Lowest start of another block seen live at the same time (while stepping), which the block's extent
+    // cannot pass: the record's evidence for where an unsplit remainder ends.
+    std::uint64_t bound = ~std::uint64_t{0};
   };
 
   void add_block(const TraceEvent& event, bool pending, std::uint64_t index, const std::string& source);

@@ -134,8 +134,8 @@ class Model {
 
   void alloc(std::vector<TraceEvent>& out) {
     const bool small = pick(0, 9) < 7;
-    const std::uint64_t requested = small ? pick(1, kMiB) : pick(kMiB + 1, 64 * kMiB);
-    const std::uint64_t rounded = std::max<std::uint64_t>(512, (requested + 511) / 512 * 512);
+    std::uint64_t requested = small ? pick(1, kMiB) : pick(kMiB + 1, 64 * kMiB);
+    std::uint64_t rounded = std::max<std::uint64_t>(512, (requested + 511) / 512 * 512);
     const StreamId stream = (!small && options_.expandable) || pick(0, 4) != 0 ? 0 : kSideStream;
     std::uint64_t segment_address = 0;
     std::uint64_t at = 0;
@@ -161,7 +161,19 @@ class Model {
       }
       if (!find_gap(small, stream, rounded, segment_address, at)) return;  // the new room is elsewhere
     }
-    segments_[segment_address].blocks[at] = Block{rounded, requested, false};
+    Segment& segment = segments_[segment_address];
+    if (!segment.small && !options_.expandable) {
+      // PyTorch leaves a remainder of at most 1 MiB with a large-pool block (should_split). A block whose
+      // remainder nothing recorded bounds cannot be rewound exactly, so the generator asks for the whole
+      // gap instead: the trace stays consistent with the allocator's rules and rewinds exactly.
+      const auto next = segment.blocks.lower_bound(at);
+      const std::uint64_t limit = next == segment.blocks.end() ? segment_address + segment.size : next->first;
+      if (limit - at - rounded <= kMiB) {
+        requested = limit - at;
+        rounded = requested;
+      }
+    }
+    segment.blocks[at] = Block{rounded, requested, false};
     emit(out, TraceAction::kAlloc, at, requested, stream, pick(0, 19) == 0 ? sim::kTraceFlagFallible : sim::kTraceFlagNone);
   }
 

@@ -1,8 +1,9 @@
 // Synthetic allocator traces for the trace I/O tests, consistent by construction: segments appear with
 // segment_alloc (or segment_map on one expandable reservation) before blocks are placed in them, blocks
 // are freed with free_requested (+ free_completed now or later), empty segments are released. Block
-// sizes are requests rounded up to 512 bytes, exactly what rewinding assumes for blocks known only from
-// a trace entry, so rewinding the final state through the events gives back the starting state exactly.
+// sizes are requests rounded up to 512 bytes, and a large-pool block never leaves a remainder of 1 MiB or
+// less (it asks for the whole gap instead), so the allocator's split rule holds and rewinding the final
+// state through the events gives back the starting state exactly.
 #pragma once
 
 #include <cstdint>
