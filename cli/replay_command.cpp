@@ -19,6 +19,7 @@
 #include "offsim/sim/trace_file.hpp"
 #include "offsim/sim/trace_formats.hpp"
 #include "progress.hpp"
+#include "replay_output.hpp"
 #include "repository_root.hpp"
 #include "table.hpp"
 #include "usage_error.hpp"
@@ -28,7 +29,6 @@ namespace offsim::cli {
 namespace {
 
 using namespace offsim::sim;
-using nlohmann::json;
 
 struct ReplayCliOptions {
   std::string trace;
@@ -38,7 +38,7 @@ struct ReplayCliOptions {
   std::string context = "0";
   std::string torch = "newest";
   std::string platform = "cuda";
-  int device = 0;
+  std::optional<int> device;
   bool no_rewind = false;
   std::vector<std::string> fallible_frames;
   bool min_capacity = false;
@@ -49,78 +49,47 @@ struct ReplayCliOptions {
   std::string html_path;
 };
 
-json event_json(const TraceEvent& e) {
-  json j = {{"action", to_string(e.action)}, {"size", e.size}, {"stream", e.stream}};
-  if (e.action == TraceAction::kOom) j["device_free"] = e.addr;
-  else j["addr"] = e.addr;
-  return j;
-}
+// The traces to replay: every device of a snapshot that has trace entries (or the one asked for with --device),
+// or the one trace of an .otrace, streamed.
+struct Inputs {
+  std::vector<Trace> held;  // snapshots: read whole
+  std::vector<ReplayInput> inputs;
+  std::vector<std::string> skipped;  // devices with segments but no trace entries
+};
 
-json segments_json(const std::vector<SegmentInfo>& segments) {
-  json out = json::array();
-  for (const SegmentInfo& s : segments) {
-    json blocks = json::array();
-    for (const BlockInfo& b : s.blocks) {
-      blocks.push_back({{"address", b.address}, {"size", b.size}, {"state", to_string(b.state)}});
+Inputs read_inputs(const ReplayCliOptions& o, TraceFormat format, SnapshotReadOptions read) {
+  Inputs in;
+  if (format == TraceFormat::kOffsimTrace) {
+    const std::filesystem::path path = o.trace;
+    const int device = TraceReader(path).metadata().device;
+    if (o.device && *o.device != device) {
+      throw UsageError("--device " + std::to_string(*o.device) + ": " + o.trace + " holds the trace of device " +
+                       std::to_string(device) + " only");
     }
-    out.push_back({{"address", s.address}, {"total_size", s.total_size}, {"allocated_size", s.allocated_size},
-                   {"segment_type", s.is_small ? "small" : "large"}, {"is_expandable", s.is_expandable},
-                   {"blocks", blocks}});
+    in.inputs.emplace_back([path] { return std::make_unique<TraceReader>(path); });
+    return in;
   }
-  return out;
-}
-
-json result_json(const TraceMetadata& metadata, const ReplayResult& r, const std::optional<MinCapacityResult>& m,
-                 const std::string& path) {
-  json divergence = nullptr;
-  if (r.first_divergence) {
-    const ReplayDivergence& d = *r.first_divergence;
-    divergence = {{"event_index", d.event_index},
-                  {"expected", d.expected ? event_json(*d.expected) : json(nullptr)},
-                  {"simulated", d.simulated ? event_json(*d.simulated) : json(nullptr)},
-                  {"context", d.context},
-                  {"segments_near", segments_json(d.segments_near)}};
+  Progress reading("read (bytes)", std::filesystem::file_size(o.trace), o.quiet);
+  read.progress = [&reading](std::uint64_t offset) { reading.update(offset); };
+  if (o.device) {
+    read.device = *o.device;
+    in.held.push_back(read_trace(o.trace, read));
+  } else {
+    std::vector<Trace> devices = read_trace_devices(o.trace, read);
+    const bool any_events = std::any_of(devices.begin(), devices.end(), [](const Trace& t) { return !t.events.empty(); });
+    for (Trace& trace : devices) {
+      if (any_events && trace.events.empty()) {
+        in.skipped.push_back("device " + std::to_string(trace.metadata.device) + " holds " +
+                             std::to_string(trace.final_segments.size()) + " segments but no trace entries: nothing to replay");
+        continue;
+      }
+      in.held.push_back(std::move(trace));
+      if (!any_events) break;  // a state-only snapshot: its first device stands for the file
+    }
   }
-  json ooms = json::array();
-  for (const ReplayOom& o : r.ooms) {
-    ooms.push_back({{"event_index", o.event_index}, {"size", o.size}, {"handled", o.handled}, {"recorded", o.recorded},
-                    {"free_cached_bytes", o.free_cached_bytes}, {"largest_free_cached_block", o.largest_free_cached_block},
-                    {"fragmentation", o.fragmentation}, {"message", o.message}});
-  }
-  json timeline = json::array();
-  for (const FragmentationSample& s : r.timeline) {
-    timeline.push_back({s.event_index, s.reserved, s.allocated, s.free_cached, s.inactive_split, s.largest_free_block,
-                        s.requested, s.recorded_reserved, s.recorded_requested});
-  }
-  return {{"format", "offsim-replay/1"},
-          {"trace", path},
-          {"provenance", to_string(metadata.provenance.kind)},
-          {"recorded_alloc_conf", metadata.alloc_conf},
-          {"alloc_conf", r.alloc_conf},
-          {"capacity_bytes", r.capacity},
-          {"trace_events", r.trace_events},
-          {"events_total", r.events_total},
-          {"events_matched", r.events_matched},
-          {"first_divergence", divergence},
-          {"recorded_peak_reserved_bytes", r.recorded_peak_reserved},
-          {"recorded_peak_requested_bytes", r.recorded_peak_requested},
-          {"peak_requested_bytes", r.peak_requested},
-          {"max_reserved_difference_bytes", r.max_reserved_difference},
-          {"peak_reserved_bytes", r.peak_reserved},
-          {"peak_allocated_bytes", r.peak_allocated},
-          {"final_reserved_bytes", r.final_reserved},
-          {"start_reserved_bytes", r.start_reserved},
-          {"completed", r.completed},
-          {"oom_events", ooms},
-          {"unhandled_ooms", r.unhandled_ooms},
-          {"requests", r.requests},
-          {"inferred_empty_cache", r.inferred_empty_cache},
-          {"min_capacity_bytes", m ? json(m->min_capacity) : json(nullptr)},
-          {"min_capacity_verified", m ? json(m->verified_boundary) : json(nullptr)},
-          {"timeline_columns", {"event_index", "reserved", "allocated", "free_cached", "inactive_split", "largest_free_block",
-                                "requested", "recorded_reserved", "recorded_requested"}},
-          {"timeline", timeline},
-          {"notes", r.notes}};
+  reading.finish();
+  for (const Trace& trace : in.held) in.inputs.emplace_back(trace);
+  return in;
 }
 
 int run(const ReplayCliOptions& o) {
@@ -131,23 +100,9 @@ int run(const ReplayCliOptions& o) {
   // trace is streamed, a pass at a time, so that replaying it needs memory for a chunk of events only.
   const TraceFormat format = detect_trace_format(o.trace);
   SnapshotReadOptions read;
-  read.device = o.device;
   read.reconstruct_initial_state = !o.no_rewind;
   read.fallible_frames = o.fallible_frames;
   require_snapshot_for(o.trace, format, read);
-  std::optional<Trace> held;
-  std::optional<ReplayInput> input;
-  if (format == TraceFormat::kOffsimTrace) {
-    const std::filesystem::path path = o.trace;
-    input.emplace([path] { return std::make_unique<TraceReader>(path); });
-  } else {
-    Progress reading("read (bytes)", std::filesystem::file_size(o.trace), o.quiet);
-    read.progress = [&reading](std::uint64_t offset) { reading.update(offset); };
-    held = read_trace(o.trace, read);
-    reading.finish();
-    input.emplace(*held);
-  }
-  const TraceMetadata metadata = input->metadata();
 
   ReplayOptions options;
   if (o.alloc_conf_set) options.alloc_conf = o.alloc_conf;
@@ -157,116 +112,94 @@ int run(const ReplayCliOptions& o) {
   options.non_allocator_bytes = from_command_line([&] { return parse_bytes(o.context, "--context"); });
   if (o.platform == "rocm") options.platform = Platform::kRocm;
   else if (o.platform != "cuda") throw UsageError("--platform must be cuda or rocm, got \"" + o.platform + "\"");
-  Progress progress("replay", held ? held->events.size() : 0, o.quiet);
-  options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
-  const ReplayResult r = replay(*input, options);
-  progress.finish();
-  std::optional<MinCapacityResult> m;
-  if (o.min_capacity) {
-    ReplayOptions search = options;
-    Progress probes("min-capacity search (replays)", 0, o.quiet);
-    search.progress = [&probes](std::size_t done, std::size_t total) { probes.update(done, total); };
-    m = find_min_capacity(*input, search);
-    probes.finish();
-  }
+  const Inputs in = read_inputs(o, format, read);
 
-  const std::string provenance(to_string(metadata.provenance.kind));
-  std::cout << "trace  " << o.trace << " (" << describe(format) << ", " << r.trace_events << " events, " << provenance
-            << ")\n";
-  if (metadata.provenance.kind == ProvenanceKind::kSynthetic) std::cout << "       SYNTHETIC: generated data\n";
-  Table table({"", "value"});
-  table.add({"allocator settings", r.alloc_conf.empty() ? "(default)" : r.alloc_conf});
-  table.add({"device total", format_bytes(r.capacity)});
-  table.add({"PyTorch profile", options.profile->name});
-  char matched[96];
-  std::snprintf(matched, sizeof matched, "%zu / %zu (%.3f%%)", r.events_matched, r.events_total,
-                r.events_total ? 100.0 * static_cast<double>(r.events_matched) / static_cast<double>(r.events_total) : 100.0);
-  table.add({"events reproduced", r.events_total ? std::string(matched) : "n/a (nothing recorded to compare)"});
-  table.add({"first divergence",
-             r.first_divergence ? "event " + std::to_string(r.first_divergence->event_index) + " in " +
-                                      r.first_divergence->context
-                                : "none"});
-  if (r.recorded_peak_reserved != 0) {
-    table.add({"peak reserved (recorded)", format_bytes(r.peak_reserved) + " (" + format_bytes(r.recorded_peak_reserved) + ")"});
-    table.add({"peak requested (recorded)",
-               format_bytes(r.peak_requested) + " (" + format_bytes(r.recorded_peak_requested) + ")"});
-    table.add({"max reserved difference", format_bytes(r.max_reserved_difference)});
-  } else {
-    table.add({"peak reserved", format_bytes(r.peak_reserved)});
-  }
-  table.add({"peak allocated", format_bytes(r.peak_allocated)});
-  std::size_t handled = 0, fragmentation = 0;
-  for (const ReplayOom& x : r.ooms) {
-    handled += x.handled ? 1 : 0;
-    fragmentation += x.fragmentation ? 1 : 0;
-  }
-  table.add({"OOMs (handled / unhandled)", std::to_string(handled) + " / " + std::to_string(r.unhandled_ooms)});
-  table.add({"OOMs with enough cached memory", std::to_string(fragmentation)});
-  std::uint64_t worst_gap = 0, worst_split = 0;
-  for (const FragmentationSample& s : r.timeline) {
-    worst_gap = std::max(worst_gap, s.reserved - s.allocated);
-    worst_split = std::max(worst_split, s.inactive_split);
-  }
-  table.add({"max reserved - allocated", format_bytes(worst_gap)});
-  table.add({"max inactive split", format_bytes(worst_split)});
-  if (m) {
-    table.add({"min capacity", format_bytes(m->min_capacity) + (m->verified_boundary ? "" : " (boundary not verified)")});
-  }
-  table.print(std::cout);
-  if (r.first_divergence) {
-    const ReplayDivergence& d = *r.first_divergence;
-    auto show = [](const std::optional<TraceEvent>& e) {
-      return e ? std::string(to_string(e->action)) + " addr " + std::to_string(e->addr) + " size " + std::to_string(e->size)
-               : std::string("(nothing)");
-    };
-    std::cout << "\nfirst divergence at event " << d.event_index << ": recorded " << show(d.expected) << ", simulated "
-              << show(d.simulated) << "\n";
-    if (!d.segments_near.empty()) std::cout << "simulated segments near it, after the call:\n";
-    for (const SegmentInfo& segment : d.segments_near) {
-      std::size_t allocated = 0, free = 0;
-      for (const BlockInfo& b : segment.blocks) (b.state == BlockState::kInactive ? free : allocated) += 1;
-      std::cout << "  " << segment.address << " +" << format_bytes(segment.total_size) << " ("
-                << (segment.is_small ? "small" : "large") << (segment.is_expandable ? ", expandable" : "") << "): "
-                << segment.blocks.size() << " blocks, " << allocated << " active, " << free << " free, "
-                << format_bytes(segment.allocated_size) << " allocated\n";
+  std::vector<DeviceReplay> replays;
+  std::size_t trace_events = 0;
+  for (std::size_t k = 0; k < in.inputs.size(); ++k) {
+    const ReplayInput& input = in.inputs[k];
+    DeviceReplay& replay = replays.emplace_back();
+    replay.metadata = input.metadata();
+    const std::string device = in.inputs.size() > 1 ? " device " + std::to_string(replay.metadata.device) : "";
+    Progress progress("replay" + device, input.trace() ? input.trace()->events.size() : 0, o.quiet);
+    options.progress = [&progress](std::size_t done, std::size_t total) { progress.update(done, total); };
+    replay.result = sim::replay(input, options);
+    progress.finish();
+    trace_events += replay.result.trace_events;
+    if (o.min_capacity) {
+      ReplayOptions search = options;
+      Progress probes("min-capacity search" + device + " (replays)", 0, o.quiet);
+      search.progress = [&probes](std::size_t done, std::size_t total) { probes.update(done, total); };
+      replay.min_capacity = find_min_capacity(input, search);
+      probes.finish();
     }
   }
-  if (!r.completed) std::cout << "\nstopped at an unhandled OOM: " << r.ooms.back().message << "\n";
-  for (const std::string& note : r.notes) std::cout << "note: " << note << "\n";
-  if (held && !o.fallible_frames.empty()) {
-    const auto fallible = std::count_if(held->events.begin(), held->events.end(), [](const TraceEvent& e) {
-      return e.action == TraceAction::kAlloc && (e.flags & kTraceFlagFallible) != 0;
-    });
-    std::cout << "note: " << fallible << " allocation" << (fallible == 1 ? " is" : "s are")
-              << " fallible (--fallible-frame, or flagged in the file)";
-    if (fallible == 0) std::cout << "; frames are recorded by _record_memory_history(stacks=\"python\" or \"all\")";
-    std::cout << "\n";
+
+  const TraceMetadata& metadata = replays.front().metadata;
+  std::string provenance(to_string(metadata.provenance.kind));
+  const bool compared_anything = std::any_of(replays.begin(), replays.end(),
+                                             [](const DeviceReplay& r) { return r.result.events_total != 0; });
+  // The label is the trace's; it says nothing was compared where nothing was (a state-only snapshot, a
+  // request stream), so that "gpu-measured" never stands for a comparison that did not happen.
+  if (!compared_anything) provenance += ", nothing compared";
+  std::cout << "trace  " << o.trace << " (" << describe(format) << ", " << trace_events << " events";
+  if (replays.size() > 1) std::cout << " on " << replays.size() << " devices";
+  std::cout << ", " << provenance << ")\n";
+  if (metadata.provenance.kind == ProvenanceKind::kSynthetic) std::cout << "       SYNTHETIC: generated data\n";
+  print_replays(std::cout, replays, options.profile->name);
+  for (const std::string& skipped : in.skipped) std::cout << "note: " << skipped << "\n";
+  if (!o.fallible_frames.empty()) {
+    for (const Trace& trace : in.held) {
+      const auto fallible = std::count_if(trace.events.begin(), trace.events.end(), [](const TraceEvent& e) {
+        return e.action == TraceAction::kAlloc && (e.flags & kTraceFlagFallible) != 0;
+      });
+      if (in.held.size() > 1) std::cout << "device " << trace.metadata.device << ": ";
+      std::cout << "note: " << fallible << " allocation" << (fallible == 1 ? " is" : "s are")
+                << " fallible (--fallible-frame, or flagged in the file)";
+      if (fallible == 0) std::cout << "; frames are recorded by _record_memory_history(stacks=\"python\" or \"all\")";
+      std::cout << "\n";
+    }
   }
 
   if (!o.json_path.empty()) {
     AtomicOutputFile out(o.json_path);
-    out.write(result_json(metadata, r, m, o.trace).dump(1));
+    out.write(replays_json(replays, o.trace).dump(1));
     out.write("\n");
     out.commit();
   }
   if (assets) {
-    Trace summary;  // what the report shows of the trace besides the replay: its metadata and final state
-    summary.metadata = metadata;
-    summary.final_segments = r.recorded_final_segments;
-    report::write_replay_report(r, summary, *assets, o.html_path, m);
-    if (!o.quiet) std::cout << "wrote " << o.html_path << " (open it in a browser; it needs no network)\n";
+    for (const DeviceReplay& replay : replays) {
+      // One page per device: with several, FILE.html becomes FILE.device<N>.html.
+      std::filesystem::path page = o.html_path;
+      if (replays.size() > 1) {
+        page.replace_filename(page.stem().string() + ".device" + std::to_string(replay.metadata.device) +
+                              page.extension().string());
+      }
+      Trace summary;  // what the report shows of the trace besides the replay: its metadata and final state
+      summary.metadata = replay.metadata;
+      summary.final_segments = replay.result.recorded_final_segments;
+      report::write_replay_report(replay.result, summary, *assets, page.string(), replay.min_capacity);
+      if (!o.quiet) std::cout << "wrote " << page.string() << " (open it in a browser; it needs no network)\n";
+    }
   }
   int exit_code = kExitOk;
-  if (o.strict && r.events_total == 0) {
-    // Asked to gate on fidelity with nothing to compare: a gate never passes having checked nothing.
-    std::cout << "strict: FAILED: the trace records no allocator decisions to compare (--strict checked nothing)\n";
-    exit_code = kExitFailed;
-  } else if (o.strict && (r.first_divergence || r.events_matched != r.events_total)) {
-    std::cout << "strict: FAILED: the replay does not reproduce the record\n";
-    exit_code = kExitFailed;
+  std::size_t unhandled = 0;
+  for (const DeviceReplay& replay : replays) {
+    const ReplayResult& r = replay.result;
+    unhandled += r.unhandled_ooms;
+    const std::string device = replays.size() > 1 ? " (device " + std::to_string(replay.metadata.device) + ")" : "";
+    if (o.strict && r.events_total == 0) {
+      // Asked to gate on fidelity with nothing to compare: a gate never passes having checked nothing.
+      std::cout << "strict: FAILED" << device
+                << ": the trace records no allocator decisions to compare (--strict checked nothing)\n";
+      exit_code = kExitFailed;
+    } else if (o.strict && (r.first_divergence || r.events_matched != r.events_total)) {
+      std::cout << "strict: FAILED" << device << ": the replay does not reproduce the record\n";
+      exit_code = kExitFailed;
+    }
   }
-  if (o.fail_on_oom && r.unhandled_ooms > 0) {
-    std::cout << "fail-on-oom: FAILED: " << r.unhandled_ooms << " unhandled OOM" << (r.unhandled_ooms == 1 ? "" : "s") << "\n";
+  if (o.fail_on_oom && unhandled > 0) {
+    std::cout << "fail-on-oom: FAILED: " << unhandled << " unhandled OOM" << (unhandled == 1 ? "" : "s") << "\n";
     exit_code = kExitFailed;
   }
   return exit_code;
@@ -284,7 +217,9 @@ void add_replay_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--context", o->context, "memory outside the allocator (context, libraries, other processes)");
   cmd->add_option("--torch-version", o->torch, "allocator profile: 2.4, 2.6, 2.9, 2.11 or newest");
   cmd->add_option("--platform", o->platform, "cuda or rocm");
-  cmd->add_option("--device", o->device, "device whose trace to read from a snapshot");
+  cmd->add_option("--device", o->device,
+                  "replay only this device of a snapshot (default: every device with trace entries, each on its own)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--no-rewind", o->no_rewind, "do not reconstruct the starting state from the dump-time segments");
   cmd->add_option("--fallible-frame", o->fallible_frames,
                   "mark allocations fallible whose stack has a frame (function or file name) containing TEXT, e.g. "

@@ -1057,6 +1057,11 @@ struct CachingAllocator::State {
 
   void check_invariants() const;
   void load_state(const std::vector<SegmentInfo>& segments);
+  void check_tiling(const SegmentInfo& segment, const std::string& where) const;
+  /// One block of a loaded segment after `prev` in its chain; returns its id.
+  std::uint32_t load_block(const BlockInfo& info, const SegmentInfo& segment, std::uint32_t expandable,
+                           std::uint32_t prev, bool split, const std::string& where);
+  void load_expandable(std::map<std::pair<StreamId, bool>, std::vector<const SegmentInfo*>>& reservations);
 };
 
 // Stream id under which pending frees of a loaded snapshot wait: the stream they were recorded on is
@@ -1067,22 +1072,14 @@ void CachingAllocator::State::load_state(const std::vector<SegmentInfo>& segment
   if (active.size() != 0 || total_allocated_memory != 0 || !small_pool.empty() || !large_pool.empty()) {
     throw AllocatorUsageError("load_state: the allocator already holds memory");
   }
+  // Expandable runs of one stream and pool belong to one address reservation (keyed by stream and pool).
+  std::map<std::pair<StreamId, bool>, std::vector<const SegmentInfo*>> reservations;
   for (const SegmentInfo& segment : segments) {
     const std::string where = "load_state: segment at " + std::to_string(segment.address);
+    check_tiling(segment, where);
     if (segment.is_expandable) {
-      throw AllocatorUsageError(where + " is an expandable-segment run; loading those is not supported yet");
-    }
-    if (segment.blocks.empty()) throw AllocatorUsageError(where + " has no blocks");
-    std::uint64_t expected = segment.address;
-    for (const BlockInfo& block : segment.blocks) {
-      if (block.address != expected || block.size == 0) {
-        throw AllocatorUsageError(where + ": blocks do not tile the segment at " + std::to_string(block.address));
-      }
-      expected += block.size;
-    }
-    if (expected - segment.address != segment.total_size) {
-      throw AllocatorUsageError(where + ": block sizes add up to " + std::to_string(expected - segment.address) +
-                                ", total_size is " + std::to_string(segment.total_size));
+      reservations[{segment.stream, segment.is_small}].push_back(&segment);
+      continue;
     }
     device->prefer_next_address(segment.address);
     const std::optional<std::uint64_t> ptr = device->malloc(segment.total_size);
@@ -1093,48 +1090,138 @@ void CachingAllocator::State::load_state(const std::vector<SegmentInfo>& segment
     update(stats.segment, segment.is_small, 1);
     update(stats.reserved_bytes, segment.is_small, static_cast<std::int64_t>(segment.total_size));
     if (segment.total_size >= config.max_split_size) stats.oversize_segments.increase(1);
-
     std::uint32_t prev = kNil;
-    const bool split = segment.blocks.size() > 1;
     for (const BlockInfo& info : segment.blocks) {
-      const std::uint32_t id = new_block();
-      Block& b = blocks[id];
-      b.ptr = info.address;
-      b.size = info.size;
-      b.requested_size = info.requested_size;
-      b.stream = segment.stream;
-      b.small = segment.is_small;
-      b.prev = prev;
-      if (prev != kNil) blocks[prev].next = id;
-      prev = id;
-      const auto size = static_cast<std::int64_t>(info.size);
-      if (info.state == BlockState::kInactive) {
-        if (blocks[id].prev != kNil && mergeable(blocks[id].prev)) {
-          throw AllocatorUsageError(where + ": adjacent free blocks at " + std::to_string(info.address));
-        }
-        insert_into_blocks(id);
-        if (split) {
-          update(stats.inactive_split, segment.is_small, 1);
-          update(stats.inactive_split_bytes, segment.is_small, size);
-        }
-        continue;
-      }
-      active.put(b.ptr, id);
-      update(stats.active, segment.is_small, 1);
-      update(stats.active_bytes, segment.is_small, size);
-      update(stats.requested_bytes, segment.is_small, static_cast<std::int64_t>(info.requested_size));
-      if (info.state == BlockState::kActiveAllocated) {
-        b.allocated = true;
-        update(stats.allocation, segment.is_small, 1);
-        update(stats.allocated_bytes, segment.is_small, size);
-        if (info.size >= config.max_split_size) stats.oversize_allocations.increase(1);
-      } else {
-        b.event_count = 1;
-        pending[kUnknownStream].push_back({id, ++event_sequence});
-      }
+      prev = load_block(info, segment, kNil, prev, segment.blocks.size() > 1, where);
     }
   }
+  load_expandable(reservations);
   stats.reset_peak();
+}
+
+void CachingAllocator::State::check_tiling(const SegmentInfo& segment, const std::string& where) const {
+  if (segment.blocks.empty()) throw AllocatorUsageError(where + " has no blocks");
+  std::uint64_t expected = segment.address;
+  for (const BlockInfo& block : segment.blocks) {
+    if (block.address != expected || block.size == 0) {
+      throw AllocatorUsageError(where + ": blocks do not tile the segment at " + std::to_string(block.address));
+    }
+    expected += block.size;
+  }
+  if (expected - segment.address != segment.total_size) {
+    throw AllocatorUsageError(where + ": block sizes add up to " + std::to_string(expected - segment.address) +
+                              ", total_size is " + std::to_string(segment.total_size));
+  }
+}
+
+std::uint32_t CachingAllocator::State::load_block(const BlockInfo& info, const SegmentInfo& segment,
+                                                  std::uint32_t expandable, std::uint32_t prev, bool split,
+                                                  const std::string& where) {
+  const std::uint32_t id = new_block();
+  Block& b = blocks[id];
+  b.ptr = info.address;
+  b.size = info.size;
+  b.requested_size = info.requested_size;
+  b.stream = segment.stream;
+  b.small = segment.is_small;
+  b.expandable = expandable;
+  b.prev = prev;
+  if (prev != kNil) blocks[prev].next = id;
+  const auto size = static_cast<std::int64_t>(info.size);
+  if (info.state == BlockState::kInactive) {
+    if (merges_with(id, prev)) throw AllocatorUsageError(where + ": adjacent free blocks at " + std::to_string(info.address));
+    insert_into_blocks(id);
+    if (split && expandable == kNil) {  // inactive_split is not tracked for expandable segments (free_block)
+      update(stats.inactive_split, segment.is_small, 1);
+      update(stats.inactive_split_bytes, segment.is_small, size);
+    }
+    return id;
+  }
+  active.put(b.ptr, id);
+  update(stats.active, segment.is_small, 1);
+  update(stats.active_bytes, segment.is_small, size);
+  update(stats.requested_bytes, segment.is_small, static_cast<std::int64_t>(info.requested_size));
+  if (info.state == BlockState::kActiveAllocated) {
+    b.allocated = true;
+    update(stats.allocation, segment.is_small, 1);
+    update(stats.allocated_bytes, segment.is_small, size);
+    if (info.size >= config.max_split_size) stats.oversize_allocations.increase(1);
+  } else {
+    b.event_count = 1;
+    pending[kUnknownStream].push_back({id, ++event_sequence});
+  }
+  return id;
+}
+
+// A snapshot lists an expandable segment as its mapped runs; the reservation around them is not recorded.
+// Each (stream, pool) gets one reservation from its lowest run, as large as find_expandable_block would make
+// it (9/8 of the device) but ending before the next reservation and covering every run; the space between
+// runs and after the last one is unmapped, as the allocator leaves it after unmapping pages.
+void CachingAllocator::State::load_expandable(
+    std::map<std::pair<StreamId, bool>, std::vector<const SegmentInfo*>>& reservations) {
+  std::vector<std::vector<const SegmentInfo*>*> by_base;
+  for (auto& [key, runs] : reservations) {
+    std::sort(runs.begin(), runs.end(), [](const SegmentInfo* a, const SegmentInfo* b) { return a->address < b->address; });
+    by_base.push_back(&runs);
+  }
+  std::sort(by_base.begin(), by_base.end(), [](auto* a, auto* b) { return a->front()->address < b->front()->address; });
+  const std::uint64_t global = device->spec().global_mem();
+  for (std::size_t r = 0; r < by_base.size(); ++r) {
+    const std::vector<const SegmentInfo*>& runs = *by_base[r];
+    const SegmentInfo& first = *runs.front();
+    const std::string where = "load_state: expandable segment at " + std::to_string(first.address);
+    const std::uint64_t page = page_size(first.is_small);
+    const std::uint64_t base = first.address;
+    const std::uint64_t span = runs.back()->address + runs.back()->total_size - base;
+    std::uint64_t size = page * ceil_div(global + global / 8, page);
+    if (r + 1 < by_base.size()) size = std::min(size, (by_base[r + 1]->front()->address - base) / page * page);
+    size = std::max(size, page * ceil_div(span, page));
+    for (const SegmentInfo* run : runs) {
+      if ((run->address - base) % page != 0 || run->total_size % page != 0) {
+        throw AllocatorUsageError(where + ": the run at " + std::to_string(run->address) + " is not in whole " +
+                                  std::to_string(page) + "-byte pages of the reservation");
+      }
+    }
+    device->prefer_next_address(base);
+    const std::uint64_t reserved_at = device->reserve_address_space(size);
+    device->clear_preferred_address();
+    if (reserved_at != base) throw AllocatorUsageError(where + " overlaps another segment of the state");
+    ExpandableSegment segment;
+    segment.base = base;
+    segment.size = size;
+    segment.page = page;
+    expandable_segments.push_back(segment);
+    const auto index = static_cast<std::uint32_t>(expandable_segments.size() - 1);
+    auto unmapped = [&](std::uint64_t from, std::uint64_t to, std::uint32_t prev) {
+      if (to <= from) return prev;
+      const std::uint32_t id = new_block();
+      Block& b = blocks[id];
+      b.ptr = from;
+      b.size = to - from;
+      b.stream = first.stream;
+      b.small = first.is_small;
+      b.mapped = false;
+      b.expandable = index;
+      b.prev = prev;
+      if (prev != kNil) blocks[prev].next = id;
+      insert_unmapped(id);
+      return id;
+    };
+    std::uint32_t prev = kNil;
+    std::uint64_t cursor = base;
+    for (const SegmentInfo* run : runs) {
+      if (!device->map_physical(run->total_size)) {
+        throw AllocatorUsageError(where + " (" + std::to_string(run->total_size) + " bytes mapped at " +
+                                  std::to_string(run->address) + ") does not fit on the device");
+      }
+      total_allocated_memory += run->total_size;
+      update(stats.reserved_bytes, run->is_small, static_cast<std::int64_t>(run->total_size));
+      prev = unmapped(cursor, run->address, prev);
+      for (const BlockInfo& info : run->blocks) prev = load_block(info, *run, index, prev, false, where);
+      cursor = run->address + run->total_size;
+    }
+    unmapped(cursor, base + size, prev);
+  }
 }
 
 // ---- self-check --------------------------------------------------------------------------------

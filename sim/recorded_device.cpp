@@ -15,6 +15,9 @@ RecordedDevice read_recorded_device(TraceEventSource& source) {
     device.start_reserved += (segment.total_size + kRoundLarge - 1) / kRoundLarge * kRoundLarge;
     reserved += segment.total_size;
     ++device.start_segments;
+    for (const BlockInfo& block : segment.blocks) {
+      if (block.state != BlockState::kInactive) device.start_live += block.requested_size != 0 ? block.requested_size : block.size;
+    }
   }
   TraceEvent event;
   for (std::size_t i = 0; source.next(event); ++i) {

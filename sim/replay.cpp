@@ -14,6 +14,7 @@
 #include "offsim/sim/caching_allocator.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/recorded_device.hpp"
+#include "async_pool_replay.hpp"
 
 namespace offsim::sim {
 
@@ -123,7 +124,7 @@ class Replayer {
     count_comparisons();
     const std::size_t n = events_.end();  // the trace's length if the replay read it all
     result_.trace_events = n;
-    if (records_decisions_) {
+    {  // the recorded curves (cleared by label_comparison where there is no record to speak of)
       result_.recorded_peak_reserved = recorded_peak_reserved_;
       result_.recorded_peak_requested = static_cast<std::uint64_t>(std::max<std::int64_t>(0, recorded_peak_requested_));
       result_.max_reserved_difference = max_reserved_difference_;
@@ -774,6 +775,7 @@ struct RecordedConditions {
   std::vector<std::string> notes;
   std::uint64_t start_reserved = 0;
   std::size_t start_segments = 0;
+  std::uint64_t start_live = 0;
 };
 
 RecordedConditions recorded_conditions(const ReplayInput& input) {
@@ -787,6 +789,7 @@ RecordedConditions recorded_conditions(const ReplayInput& input) {
   RecordedConditions recorded;
   recorded.start_reserved = device.start_reserved;
   recorded.start_segments = device.start_segments;
+  recorded.start_live = device.start_live;
   if (device.metadata_total != 0) {
     recorded.capacity = device.metadata_total;
     recorded.source = "recorded";
@@ -814,22 +817,36 @@ RecordedConditions recorded_conditions(const ReplayInput& input) {
   return recorded;
 }
 
+// Whether the settings replayed select backend:cudaMallocAsync (the coarse pool model).
+bool on_async_pool(const ReplayOptions& options, const TraceMetadata& metadata) {
+  const AllocatorConfig config = AllocatorConfig::parse(options.alloc_conf.value_or(metadata.alloc_conf), *options.profile);
+  return config.backend == AllocatorBackend::kCudaMallocAsync;
+}
+
+// What the device must hold before the first event: the start state's segments (driver pages), or on the
+// cudaMallocAsync pool its live allocations.
+std::uint64_t start_bytes(const RecordedConditions& recorded, bool async) {
+  return async ? (recorded.start_live + kRoundLarge - 1) / kRoundLarge * kRoundLarge : recorded.start_reserved;
+}
+
 // The caller's options with the capacity made explicit. A device smaller than the state the trace starts
 // from cannot run it at all: refused, naming that state.
-ReplayOptions resolve(const ReplayOptions& options, const RecordedConditions& recorded) {
+ReplayOptions resolve(const ReplayOptions& options, const RecordedConditions& recorded, bool async) {
   ReplayOptions resolved = options;
   if (resolved.capacity == 0) resolved.capacity = recorded.capacity + (recorded.inferred ? options.non_allocator_bytes : 0);
-  const std::uint64_t needed = recorded.start_reserved + options.non_allocator_bytes;
+  const std::uint64_t needed = start_bytes(recorded, async) + options.non_allocator_bytes;
   if (resolved.capacity < needed) {
     throw ConfigError("a device of " + format_bytes(resolved.capacity) + " cannot hold the state the trace starts from: " +
-                      format_bytes(recorded.start_reserved) + " reserved in " + std::to_string(recorded.start_segments) +
-                      " segments before its first event" +
+                      format_bytes(start_bytes(recorded, async)) +
+                      (async ? " live in allocations" : " reserved in " + std::to_string(recorded.start_segments) + " segments") +
+                      " before its first event" +
                       (options.non_allocator_bytes != 0 ? " + " + format_bytes(options.non_allocator_bytes) +
                                                               " outside the allocator"
                                                         : std::string()) +
-                      "; give a capacity of at least " + format_bytes(needed) +
-                      " (the minimum-capacity search starts there), or replay from an empty allocator without the "
-                      "reconstructed start state");
+                      "; replay on a device of at least " + format_bytes(needed) +
+                      " (--capacity; --min-capacity searches from there), or from an empty allocator without the "
+                      "reconstructed start state (--no-rewind: frees of blocks allocated before the recording are "
+                      "then skipped)");
   }
   return resolved;
 }
@@ -869,6 +886,9 @@ bool compares_addresses(const ReplayInput& input, const TraceMetadata& metadata)
 void label_comparison(ReplayResult& result, bool records_decisions, bool addresses) {
   auto compared_nothing = [&result](const char* kind, const char* note) {
     result.comparison = kind;
+    result.recorded_peak_reserved = 0;
+    result.recorded_peak_requested = 0;
+    result.max_reserved_difference = 0;
     result.events_total = 0;
     result.events_matched = 0;
     result.compared = {};
@@ -911,7 +931,14 @@ TraceMetadata ReplayInput::metadata() const {
 ReplayResult replay(const ReplayInput& input, const ReplayOptions& options) {
   const TraceMetadata metadata = input.metadata();
   const RecordedConditions recorded = recorded_conditions(input);
-  const ReplayOptions resolved = resolve(options, recorded);
+  const bool async = on_async_pool(options, metadata);
+  const ReplayOptions resolved = resolve(options, recorded, async);
+  if (async) {
+    ReplayResult result = replay_on_async_pool(input, resolved);
+    result.capacity_source = options.capacity == 0 ? recorded.source : "given";
+    if (options.capacity == 0) result.notes.insert(result.notes.begin(), recorded.notes.begin(), recorded.notes.end());
+    return result;
+  }
   const bool addresses = compares_addresses(input, metadata);
   if (is_baseline(metadata, resolved, recorded) && options.compare) {
     return finish(baseline_pass(input, resolved, recorded, /*reported=*/true), recorded, options, addresses);
@@ -933,11 +960,14 @@ MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions opti
   options.progress = nullptr;
   MinCapacityResult out;
   const RecordedConditions recorded = recorded_conditions(input);
+  const bool async = on_async_pool(options, input.metadata());
+  const ReplayOptions resolved = resolve(options, recorded, async);
   const std::vector<std::size_t> decided =
-      baseline_pass(input, resolve(options, recorded), recorded, /*reported=*/false).decisions;
+      async ? std::vector<std::size_t>{} : baseline_pass(input, resolved, recorded, /*reported=*/false).decisions;
   auto run = [&](std::uint64_t capacity) {
     options.capacity = capacity;
     ++out.probes;
+    if (async) return replay_on_async_pool(input, options);
     return run_pass(input, options, &decided, /*read_to_end=*/false).result;
   };
   auto fits = [&](std::uint64_t capacity) {
@@ -952,7 +982,8 @@ MinCapacityResult find_min_capacity(const ReplayInput& input, ReplayOptions opti
   out.peak_reserved_unlimited = unlimited.peak_reserved;
   // The search starts at the smallest device that holds the start state (and the memory outside the
   // allocator): every smaller one fails before the first event, and a device of 0 bytes is none.
-  const std::uint64_t floor = std::max<std::uint64_t>(1, (recorded.start_reserved + options.non_allocator_bytes + kStep - 1) / kStep);
+  const std::uint64_t floor =
+      std::max<std::uint64_t>(1, (start_bytes(recorded, async) + options.non_allocator_bytes + kStep - 1) / kStep);
   std::uint64_t lo = floor - 1;  // fails without a replay
   // With room for the unlimited peak no device allocation fails, so every decision is the same.
   std::uint64_t hi = std::max(floor, (options.non_allocator_bytes + unlimited.peak_reserved + kStep - 1) / kStep);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "offsim/sim/errors.hpp"
@@ -99,35 +101,35 @@ bool SnapshotDecoder::take(const PickleList& list, const PickleValue& item, std:
   return true;
 }
 
-Trace SnapshotDecoder::finish(const PickleValue& root) {
+Trace SnapshotDecoder::finish(const PickleValue& root) { return std::move(finish_devices(root, options_.device).front()); }
+
+std::vector<Trace> SnapshotDecoder::finish_devices(const PickleValue& root, std::optional<int> only) {
   const DecodePlace top{source_, 0, nullptr, {}, std::nullopt};
   const PickleDict& document = require_dict(root, top);
 
-  Trace trace;
-  TraceMetadata& metadata = trace.metadata;
+  // What every device's trace shares: provenance, settings, notes about the file.
+  TraceMetadata common;
   if (const PickleValue* offsim = document.find("offsim_metadata")) {
-    metadata = decode_metadata(*offsim, top.at("offsim_metadata", offsim));
+    common = decode_metadata(*offsim, top.at("offsim_metadata", offsim));
   } else {
     // A snapshot PyTorch wrote: allocator events recorded on a real GPU.
-    metadata.provenance.kind = ProvenanceKind::kGpuMeasured;
+    common.provenance.kind = ProvenanceKind::kGpuMeasured;
   }
-  metadata.device = options_.device;
-  if (metadata.provenance.source.empty()) metadata.provenance.source = source_;
+  if (common.provenance.source.empty()) common.provenance.source = source_;
 
-  // Segments of every device (checked), then this device's.
+  // Segments of every device (checked), by device.
   std::vector<int> devices_with_data;
+  std::map<int, std::vector<SegmentInfo>> segments_by_device;
   const PickleValue& segments_value = require_key(document, "segments", top);
   const DecodePlace segments_place = top.at("segments", &segments_value);
   const auto& segments = require_list(segments_value, segments_place);
   for (std::size_t i = 0; i < segments.size(); ++i) {
     SegmentInfo segment = decode_segment(segments[i], segments_place.at(std::uint64_t{i}, &segments[i]), notes_);
     devices_with_data.push_back(segment.device);
-    if (segment.device == options_.device) trace.final_segments.push_back(std::move(segment));
+    segments_by_device[segment.device].push_back(std::move(segment));
   }
-  sort_and_check_disjoint(trace.final_segments, segments_place);
 
-  std::uint64_t allocs_with_frames = 0;
-  std::uint64_t flagged_by_frames = 0;
+  std::map<int, DeviceEntries*> entries_by_device;
   if (const PickleValue* traces_value = document.find("device_traces")) {
     const DecodePlace traces_place = top.at("device_traces", traces_value);
     const auto& traces = require_list(*traces_value, traces_place);
@@ -141,22 +143,17 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
         device_place.at(std::uint64_t{0}, &stray).fail("expected a trace entry dict with an \"action\" key, found " +
                                             std::string(stray.type_name()));
       }
-      auto found = entries_by_list_.find(&list);
-      const bool has_entries = list.info.streamed_items > 0;
-      if (has_entries) devices_with_data.push_back(static_cast<int>(d));
-      if (static_cast<int>(d) == options_.device && found != entries_by_list_.end()) {
-        trace.events = std::move(found->second.events);
-        allocs_with_frames = found->second.allocs_with_frames;
-        flagged_by_frames = found->second.flagged_by_frames;
+      if (list.info.streamed_items > 0) devices_with_data.push_back(static_cast<int>(d));
+      if (auto found = entries_by_list_.find(&list); found != entries_by_list_.end()) {
+        entries_by_device[static_cast<int>(d)] = &found->second;
       }
     }
   }
   std::sort(devices_with_data.begin(), devices_with_data.end());
   devices_with_data.erase(std::unique(devices_with_data.begin(), devices_with_data.end()), devices_with_data.end());
-  const bool device_has_data = std::binary_search(devices_with_data.begin(), devices_with_data.end(), options_.device);
-  if (!device_has_data && !devices_with_data.empty()) {
+  if (only && !devices_with_data.empty() && !std::binary_search(devices_with_data.begin(), devices_with_data.end(), *only)) {
     throw ParseError(source_, 0,
-                     "no trace entries or segments for device " + std::to_string(options_.device) +
+                     "no trace entries or segments for device " + std::to_string(*only) +
                          " (devices with data: " + join_devices(devices_with_data) + "; choose one with --device)");
   }
 
@@ -167,90 +164,122 @@ Trace SnapshotDecoder::finish(const PickleValue& root) {
     for (const char* key : {"PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF", "PYTORCH_HIP_ALLOC_CONF"}) {
       if (const PickleValue* conf = settings.find(key); conf != nullptr && !conf->is_none()) {
         if (conf->kind() != Kind::kStr) settings_place.at(key).fail("expected a str, found " + std::string(conf->type_name()));
-        metadata.alloc_conf = conf->as_str();
+        common.alloc_conf = conf->as_str();
         break;
       }
     }
     if (const PickleValue* entries = settings.find("trace_alloc_max_entries"); entries != nullptr && entries->kind() == Kind::kInt) {
-      append_note(metadata.provenance.notes, "ring buffer size (trace_alloc_max_entries) " + std::to_string(entries->as_int()));
+      append_note(common.provenance.notes, "ring buffer size (trace_alloc_max_entries) " + std::to_string(entries->as_int()));
     }
     if (const PickleValue* overflow = settings.find("trace_alloc_overflowed"); overflow != nullptr && overflow->kind() == Kind::kBool) {
-      append_note(metadata.provenance.notes, overflow->as_bool() ? "ring buffer overflowed: earlier entries were dropped"
-                                                                 : "ring buffer did not overflow");
+      append_note(common.provenance.notes, overflow->as_bool() ? "ring buffer overflowed: earlier entries were dropped"
+                                                               : "ring buffer did not overflow");
     }
   }
 
   if (notes_.legacy_free_entries > 0) {
-    append_note(metadata.provenance.notes, std::to_string(notes_.legacy_free_entries) +
-                                               " legacy \"free\" entries (PyTorch 2.0) read as free_completed");
+    append_note(common.provenance.notes, std::to_string(notes_.legacy_free_entries) +
+                                             " legacy \"free\" entries (PyTorch 2.0) read as free_completed");
   }
   if (notes_.annotate_entries > 0) {
-    append_note(metadata.provenance.notes, std::to_string(notes_.annotate_entries) + " annotate entries skipped");
+    append_note(common.provenance.notes, std::to_string(notes_.annotate_entries) + " annotate entries skipped");
   }
   if (notes_.entries_without_time > 0) {
-    append_note(metadata.provenance.notes,
+    append_note(common.provenance.notes,
                 std::to_string(notes_.entries_without_time) + " entries without time_us (time 0)");
   }
   if (notes_.entries_without_stream > 0) {
-    append_note(metadata.provenance.notes,
+    append_note(common.provenance.notes,
                 std::to_string(notes_.entries_without_stream) + " entries without stream (default stream 0)");
   }
   if (notes_.blocks_from_history > 0) {
-    append_note(metadata.provenance.notes, std::to_string(notes_.blocks_from_history) +
-                                               " blocks without requested_size (2.0-era; taken from history or size)");
+    append_note(common.provenance.notes, std::to_string(notes_.blocks_from_history) +
+                                             " blocks without requested_size (2.0-era; taken from history or size)");
   }
 
-  if (!options_.fallible_frames.empty()) {
-    const std::string patterns = join_quoted(options_.fallible_frames);
-    append_note(metadata.provenance.notes,
-                allocs_with_frames == 0
-                    ? "fallible frames " + patterns + " matched nothing: no alloc entry has stack frames (record with "
-                      "torch.cuda.memory._record_memory_history(stacks=\"python\" or \"all\"))"
-                    : std::to_string(flagged_by_frames) + " of " + std::to_string(allocs_with_frames) +
-                          " allocations with stack frames flagged fallible (a frame matched " + patterns + ")");
+  std::vector<int> wanted;
+  if (only) wanted = {*only};
+  else if (devices_with_data.empty()) wanted = {0};
+  else wanted = devices_with_data;
+  std::vector<Trace> result;
+  for (int device : wanted) {
+    Trace& trace = result.emplace_back();
+    trace.metadata = common;
+    trace.metadata.device = device;
+    trace.final_segments = std::move(segments_by_device[device]);
+    sort_and_check_disjoint(trace.final_segments, segments_place);
+    DeviceEntries* entries = entries_by_device.count(device) != 0 ? entries_by_device[device] : nullptr;
+    if (entries != nullptr) trace.events = std::move(entries->events);
+    note_fallible_frames(trace.metadata, entries);
+    rewind(trace);
   }
+  return result;
+}
 
+void SnapshotDecoder::note_fallible_frames(TraceMetadata& metadata, const DeviceEntries* entries) const {
+  if (options_.fallible_frames.empty()) return;
+  const std::uint64_t with_frames = entries != nullptr ? entries->allocs_with_frames : 0;
+  const std::uint64_t flagged = entries != nullptr ? entries->flagged_by_frames : 0;
+  const std::string patterns = join_quoted(options_.fallible_frames);
+  append_note(metadata.provenance.notes,
+              with_frames == 0
+                  ? "fallible frames " + patterns + " matched nothing: no alloc entry has stack frames (record with "
+                    "torch.cuda.memory._record_memory_history(stacks=\"python\" or \"all\"))"
+                  : std::to_string(flagged) + " of " + std::to_string(with_frames) +
+                        " allocations with stack frames flagged fallible (a frame matched " + patterns + ")");
+}
+
+void SnapshotDecoder::rewind(Trace& trace) const {
+  TraceMetadata& metadata = trace.metadata;
   metadata.reconstructed_initial_state = false;
   const bool has_segment_information =
       !trace.final_segments.empty() || std::any_of(trace.events.begin(), trace.events.end(), [](const TraceEvent& e) {
         return e.action == TraceAction::kSegmentAlloc || e.action == TraceAction::kSegmentFree ||
                e.action == TraceAction::kSegmentMap || e.action == TraceAction::kSegmentUnmap;
       });
-  if (options_.reconstruct_initial_state && !has_segment_information) {
+  if (!options_.reconstruct_initial_state) return;
+  if (!has_segment_information) {
     // Nothing to rewind from (e.g. a CPU-recorded trace written as a snapshot): the starting state is
     // unknown, which is not the same as empty.
     append_note(metadata.provenance.notes, "no segments and no segment events: initial state not reconstructed");
-  } else if (options_.reconstruct_initial_state) {
-    SegmentState state(trace.final_segments);
-    for (std::size_t i = trace.events.size(); i-- > 0;) {
-      try {
-        state.undo(trace.events[i], i, source_);
-      } catch (const ParseError& error) {
-        const std::string prefix = error.source() + ":" + std::to_string(error.offset()) + ": ";
-        const std::string what = error.what();
-        throw ParseError(source_, error.offset(),
-                         (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what) +
-                             " (rewinding the dump-time segments through the trace entries, last to first; the entries "
-                             "do not lead to the recorded segments. `offsim convert --no-rewind` reads the file "
-                             "without reconstructing the starting state)");
-      }
-    }
-    const std::size_t widened = state.settle_extents(rewind_config(metadata.alloc_conf));
-    trace.initial_segments = state.segments(options_.device);
-    metadata.reconstructed_initial_state = true;
-    append_note(metadata.provenance.notes,
-                "initial state reconstructed by undoing " + std::to_string(trace.events.size()) +
-                    " trace entries from the dump-time segments (as PyTorch's memory_viz does); blocks freed "
-                    "in the window but not allocated in it are sized by the allocator's rounding and split rules (" +
-                    std::to_string(widened) + " kept an unsplit remainder of at most 1 MiB)");
+    return;
   }
-  return trace;
+  SegmentState state(trace.final_segments);
+  for (std::size_t i = trace.events.size(); i-- > 0;) {
+    try {
+      state.undo(trace.events[i], i, source_);
+    } catch (const ParseError& error) {
+      const std::string prefix = error.source() + ":" + std::to_string(error.offset()) + ": ";
+      const std::string what = error.what();
+      throw ParseError(source_, error.offset(),
+                       (what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what) +
+                           " (device " + std::to_string(metadata.device) +
+                           "; rewinding the dump-time segments through the trace entries, last to first; the entries "
+                           "do not lead to the recorded segments. `offsim convert --no-rewind` reads the file "
+                           "without reconstructing the starting state)");
+    }
+  }
+  const std::size_t widened = state.settle_extents(rewind_config(metadata.alloc_conf));
+  trace.initial_segments = state.segments(metadata.device);
+  metadata.reconstructed_initial_state = true;
+  append_note(metadata.provenance.notes,
+              "initial state reconstructed by undoing " + std::to_string(trace.events.size()) +
+                  " trace entries from the dump-time segments (as PyTorch's memory_viz does); blocks freed "
+                  "in the window but not allocated in it are sized by the allocator's rounding and split rules (" +
+                  std::to_string(widened) + " kept an unsplit remainder of at most 1 MiB)");
 }
 
 Trace read_snapshot_document(ByteReader& input, PlainValueParser parse, const SnapshotReadOptions& options) {
   SnapshotDecoder decoder(input.source(), options);
   const PickleValue root = parse(input, &decoder, PickleReadLimits{});
   return decoder.finish(root);
+}
+
+std::vector<Trace> read_snapshot_document_devices(ByteReader& input, PlainValueParser parse,
+                                                  const SnapshotReadOptions& options) {
+  SnapshotDecoder decoder(input.source(), options);
+  const PickleValue root = parse(input, &decoder, PickleReadLimits{});
+  return decoder.finish_devices(root, std::nullopt);
 }
 
 void write_snapshot_document(StructuredWriter& writer, TraceEventSource& source) {

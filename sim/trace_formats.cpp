@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "offsim/sim/byte_reader.hpp"
 #include "offsim/sim/errors.hpp"
 #include "offsim/sim/json_value_reader.hpp"
 #include "offsim/sim/pickle_reader.hpp"
@@ -60,6 +61,18 @@ Trace read_trace(const std::filesystem::path& path, const SnapshotReadOptions& o
     case TraceFormat::kSnapshotJson: return read_snapshot_json(path, options);
   }
   return {};
+}
+
+std::vector<Trace> read_trace_devices(const std::filesystem::path& path, const SnapshotReadOptions& options) {
+  const TraceFormat format = detect_trace_format(path);
+  if (format == TraceFormat::kOffsimTrace) {
+    std::vector<Trace> one;
+    one.push_back(read_trace(path, options));
+    return one;
+  }
+  ByteReader input(path);
+  return read_snapshot_document_devices(input, format == TraceFormat::kSnapshotPickle ? read_pickle : read_json_value,
+                                        options);
 }
 
 void write_trace(const std::filesystem::path& path, TraceFormat format, TraceEventSource& source) {

@@ -30,6 +30,9 @@ struct Workload {
   bool streams = false;        // frees deferred by record_stream, completed later
   bool empty_cache = false;    // occasional torch.cuda.empty_cache()
   bool fallible_ooms = false;  // program catches OOMs of big requests
+  /// A partial recording: the first call that ends past this many events ends the part that is dropped, and
+  /// the allocator's state there becomes the trace's initial_segments (0: record from the start).
+  std::size_t cut_after = 0;
 };
 
 // Runs an inference-like mix (many small, some large, occasional huge) on the simulator and returns
@@ -45,6 +48,7 @@ Trace record(const Workload& w) {
   std::mt19937_64 rng(w.seed);
   std::vector<std::uint64_t> live;
   std::vector<std::uint64_t> deferred;
+  std::size_t cut = 0;
   for (int step = 0; step < w.steps; ++step) {
     alloc.set_time_us(step);
     const auto r = rng() % 100;
@@ -81,7 +85,12 @@ Trace record(const Workload& w) {
       alloc.empty_cache();
       deferred.clear();
     }
+    if (w.cut_after != 0 && cut == 0 && trace.events.size() >= w.cut_after) {
+      cut = trace.events.size();
+      trace.initial_segments = alloc.segments();
+    }
   }
+  trace.events.erase(trace.events.begin(), trace.events.begin() + static_cast<std::ptrdiff_t>(cut));
   return trace;
 }
 
@@ -665,6 +674,31 @@ TEST(ReplayComparison, AGpuRecordingWithoutSegmentEventsIsJudgedByItsAddresses) 
   const ReplayResult state = replay(state_only, {});
   EXPECT_EQ(state.comparison, "state-only");
   EXPECT_EQ(state.events_total, 0u);
+}
+
+}  // namespace
+}  // namespace offsim::sim
+
+namespace offsim::sim {
+namespace {
+
+// Issue 16 item 6: a snapshot taken mid-run with expandable_segments:True lists its mapped runs; the replay
+// loads them into their address reservations and carries on as the recording did.
+TEST(ReplayStartState, AnExpandableSegmentsRecordingCutMidRunReplaysExactly) {
+  Workload w;
+  w.alloc_conf = "expandable_segments:True";
+  w.steps = 4000;
+  w.seed = 5;
+  w.empty_cache = true;  // unmapped pages between mapped runs
+  const std::size_t length = record(w).events.size();
+  for (std::size_t quarter = 1; quarter <= 3; ++quarter) {
+    w.cut_after = length * quarter / 4;
+    SCOPED_TRACE("cut after event " + std::to_string(w.cut_after));
+    const Trace second = record(w);
+    ASSERT_TRUE(std::any_of(second.initial_segments.begin(), second.initial_segments.end(),
+                            [](const SegmentInfo& s) { return s.is_expandable; }));
+    expect_exact(second, replay(second, {}));
+  }
 }
 
 }  // namespace

@@ -105,7 +105,8 @@ class CachingAllocator {
   /// complete_pending_free() or a synchronization. Statistics start from this state (peaks = current).
   /// Throws AllocatorUsageError if the allocator is not fresh, the segments do not fit on the device or
   /// the snapshot is inconsistent (blocks that do not tile their segment, unmerged free neighbours).
-  /// Expandable-segment runs are not supported yet and are rejected with that message.
+  /// Expandable-segment runs of one stream and pool are loaded into one address reservation starting at the
+  /// lowest run, the space between and after the runs unmapped.
   void load_state(const std::vector<SegmentInfo>& segments);
 
   /// torch.cuda.empty_cache(): synchronize events, release every unsplit cached segment, unmap free

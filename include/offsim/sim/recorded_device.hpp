@@ -27,6 +27,7 @@ struct RecordedDevice {
   std::vector<RecordedOom> ooms;
   std::uint64_t start_reserved = 0;  // bytes of the segments before the first event (driver pages)
   std::size_t start_segments = 0;
+  std::uint64_t start_live = 0;  // bytes requested by the blocks live before the first event
 };
 
 /// Reads what `source` says (a pass over its events; the source is left at its end).

@@ -98,6 +98,8 @@ struct ReplayResult {
   /// "addresses" (a GPU recording without segment events: every alloc's address), "none" (a request stream,
   /// e.g. a CPU recording: nothing recorded to compare with) or "state-only" (no allocator events at all).
   std::string comparison = "segments";
+  /// "native" (the caching allocator, event for event) or "cudaMallocAsync (coarse pool model)".
+  std::string allocator_model = "native";
   std::optional<ReplayDivergence> first_divergence;
   std::uint64_t peak_reserved = 0;
   std::uint64_t peak_allocated = 0;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,8 +54,11 @@ class SnapshotDecoder : public PickleItemSink {
   /// Takes trace-entry dicts (dicts with an "action" key) out of any list and converts them at once.
   bool take(const PickleList& list, const PickleValue& item, std::uint64_t item_offset) override;
 
-  /// Builds the trace from the document root once the reader is done.
+  /// Builds options.device's trace from the document root once the reader is done.
   Trace finish(const PickleValue& root);
+  /// Builds the trace of `only`, or of every device with trace entries or segments (device 0 if none has
+  /// any), each rewound on its own.
+  std::vector<Trace> finish_devices(const PickleValue& root, std::optional<int> only);
 
  private:
   std::string source_;
@@ -67,6 +71,10 @@ class SnapshotDecoder : public PickleItemSink {
     std::uint64_t flagged_by_frames = 0;     // of those, flagged fallible by options.fallible_frames
   };
   std::unordered_map<const PickleList*, DeviceEntries> entries_by_list_;
+
+  void note_fallible_frames(TraceMetadata& metadata, const DeviceEntries* entries) const;
+  /// Reconstructs trace.initial_segments from its final segments and events (options.reconstruct_initial_state).
+  void rewind(Trace& trace) const;
 };
 
 /// Writes the snapshot document of `source` (one device: metadata().device; lists for lower devices are
@@ -78,6 +86,9 @@ using PlainValueParser = PickleValue (*)(ByteReader&, PickleItemSink*, const Pic
 
 /// Reads a snapshot document with `parse`, a SnapshotDecoder taking the trace entries as they are read.
 Trace read_snapshot_document(ByteReader& input, PlainValueParser parse, const SnapshotReadOptions& options);
+/// The same for every device with trace entries or segments (options.device is not used).
+std::vector<Trace> read_snapshot_document_devices(ByteReader& input, PlainValueParser parse,
+                                                  const SnapshotReadOptions& options);
 
 /// Writes the document of `source` atomically to `path` with a `Writer` (PickleWriter, JsonStreamWriter).
 template <typename Writer>

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string_view>
+#include <vector>
 
 #include "offsim/sim/snapshot_document.hpp"
 #include "offsim/sim/trace.hpp"
@@ -26,6 +27,9 @@ TraceFormat trace_format_for_output(const std::filesystem::path& path);
 void require_snapshot_for(const std::filesystem::path& path, TraceFormat format, const SnapshotReadOptions& options);
 /// Reads a whole trace of any format (snapshots: `options` picks the device and the rewind).
 Trace read_trace(const std::filesystem::path& path, const SnapshotReadOptions& options = {});
+/// Every device's trace in a file: each device of a snapshot with trace entries or segments (options.device
+/// is not used), or the one trace of an offsim trace. What `offsim replay` replays by default.
+std::vector<Trace> read_trace_devices(const std::filesystem::path& path, const SnapshotReadOptions& options = {});
 /// Writes `source` in `format`, atomically.
 void write_trace(const std::filesystem::path& path, TraceFormat format, TraceEventSource& source);
 
