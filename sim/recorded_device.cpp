@@ -6,7 +6,7 @@
 
 namespace offsim::sim {
 
-RecordedDevice read_recorded_device(TraceEventSource& source) {
+RecordedDevice read_recorded_device(TraceEventSource& source, bool read_events) {
   RecordedDevice device;
   device.metadata_total = source.metadata().device_total_bytes;
   std::uint64_t reserved = 0;
@@ -20,7 +20,7 @@ RecordedDevice read_recorded_device(TraceEventSource& source) {
     }
   }
   TraceEvent event;
-  for (std::size_t i = 0; source.next(event); ++i) {
+  for (std::size_t i = 0; read_events && source.next(event); ++i) {
     switch (event.action) {
       case TraceAction::kSegmentAlloc:
       case TraceAction::kSegmentMap:

@@ -779,12 +779,15 @@ struct RecordedConditions {
 };
 
 RecordedConditions recorded_conditions(const ReplayInput& input) {
+  // The events are read only when the metadata lacks the total: an OOM may then give it. (A replay of an
+  // offsim recording, which knows its total, pays nothing per event for this.)
   RecordedDevice device;
   if (const Trace* trace = input.trace()) {
     TraceVectorSource source(*trace);
-    device = read_recorded_device(source);
+    device = read_recorded_device(source, trace->metadata.device_total_bytes == 0);
   } else {
-    device = read_recorded_device(*input.open());
+    const std::unique_ptr<TraceEventSource> source = input.open();
+    device = read_recorded_device(*source, source->metadata().device_total_bytes == 0);
   }
   RecordedConditions recorded;
   recorded.start_reserved = device.start_reserved;

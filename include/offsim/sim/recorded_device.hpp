@@ -30,7 +30,8 @@ struct RecordedDevice {
   std::uint64_t start_live = 0;  // bytes requested by the blocks live before the first event
 };
 
-/// Reads what `source` says (a pass over its events; the source is left at its end).
-RecordedDevice read_recorded_device(TraceEventSource& source);
+/// Reads what `source` says: its metadata and start state, and with `read_events` a pass over its events for
+/// the OOMs (the source is then left at its end).
+RecordedDevice read_recorded_device(TraceEventSource& source, bool read_events = true);
 
 }  // namespace offsim::sim
