@@ -76,6 +76,8 @@ Inputs read_inputs(const ReplayCliOptions& o, TraceFormat format, SnapshotReadOp
     in.held.push_back(read_trace(o.trace, read));
   } else {
     std::vector<Trace> devices = read_trace_devices(o.trace, read);
+    // With trace entries, the devices that have them; a state-only snapshot (none) is its segments: every
+    // device that has some (the reader lists only those, or device 0 for an empty file).
     const bool any_events = std::any_of(devices.begin(), devices.end(), [](const Trace& t) { return !t.events.empty(); });
     for (Trace& trace : devices) {
       if (any_events && trace.events.empty()) {
@@ -84,7 +86,6 @@ Inputs read_inputs(const ReplayCliOptions& o, TraceFormat format, SnapshotReadOp
         continue;
       }
       in.held.push_back(std::move(trace));
-      if (!any_events) break;  // a state-only snapshot: its first device stands for the file
     }
   }
   reading.finish();

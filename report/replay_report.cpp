@@ -192,6 +192,7 @@ json replay_report_data(const sim::ReplayResult& r, const sim::Trace& trace, con
                       {"unhandled_ooms", r.unhandled_ooms},
                       {"completed", r.completed},
                       {"requests", r.requests},
+                      {"comparison", r.comparison},
                       {"inferred_empty_cache", r.inferred_empty_cache},
                       {"notes", r.notes},
                       {"capacity_bytes", r.capacity},
@@ -214,14 +215,19 @@ HtmlPage replay_report_page(const json& data) {
                      html_escape(bytes_with_exact(bytes_or(r["capacity_bytes"]))) + " and PYTORCH_CUDA_ALLOC_CONF=\"" +
                      html_escape(r.value("alloc_conf", "")) + "\".</p>\n";
   const json& prov = t["provenance"];
-  head += "<p class=\"meta\">Provenance: <b>" + html_escape(prov.value("kind", "")) + "</b>";
+  // A trace measured on a GPU that this replay compared nothing of (state only, requests only) is not a
+  // measured result: the label says so.
+  head += "<p class=\"meta\">Provenance: <b>" + html_escape(prov.value("kind", "")) + (total == 0 ? ", nothing compared" : "") + "</b>";
   for (const char* key : {"source", "citation", "gpu", "torch_version", "command", "date"}) {
     if (!prov.value(key, std::string()).empty()) head += "; " + std::string(key) + ": " + html_escape(prov.value(key, ""));
   }
   head += "</p>\n";
   if (!prov.value("notes", std::string()).empty()) head += "<p class=\"note\">" + html_escape(prov.value("notes", "")) + "</p>\n";
   head += "<h2>Fidelity</h2>\n<p>";
-  if (total == 0) {
+  if (total == 0 && r.value("comparison", std::string()) == "state-only") {
+    head += "Events reproduced: n/a (state only). The snapshot holds no allocator requests: its segments are its content, "
+            "shown below; nothing was replayed or compared.";
+  } else if (total == 0) {
     // The terminal's "n/a (nothing recorded to compare)": a percentage of nothing would read as a pass.
     head += "Events reproduced: n/a (nothing recorded to compare). The trace records requests only (no segment events or "
             "allocator decisions, e.g. a CPU recording), so the simulated allocator's decisions are shown with nothing "

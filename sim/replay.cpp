@@ -916,9 +916,30 @@ void label_comparison(ReplayResult& result, bool records_decisions, bool address
   }
 }
 
+// Segments of a private pool (segment_pool_id other than (0, 0): a CUDA graph's pool, a torch.cuda.MemPool) are
+// loaded into the default pools: offsim does not model private pools, and a replay must not pass that off.
+void note_private_pools(ReplayResult& result, const std::vector<SegmentInfo>& segments) {
+  std::size_t count = 0;
+  std::uint64_t bytes = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> pools;
+  for (const SegmentInfo& segment : segments) {
+    if (segment.pool_id == std::pair<std::uint64_t, std::uint64_t>{0, 0}) continue;
+    ++count;
+    bytes += segment.total_size;
+    if (std::find(pools.begin(), pools.end(), segment.pool_id) == pools.end()) pools.push_back(segment.pool_id);
+  }
+  if (count == 0) return;
+  result.notes.push_back(std::to_string(count) + " of " + std::to_string(segments.size()) + " segments (" +
+                         format_bytes(bytes) + ") belong to " + std::to_string(pools.size()) +
+                         " private pool(s) (segment_pool_id other than (0, 0): CUDA graphs or torch.cuda.MemPool), which "
+                         "offsim does not model: they are held as segments of the default pools, and requests are "
+                         "served from them as if no pool were private");
+}
+
 ReplayResult finish(Pass pass, const RecordedConditions& recorded, const ReplayOptions& options, bool addresses) {
   ReplayResult result = std::move(pass.result);
   label_comparison(result, pass.records_decisions, addresses);
+  note_private_pools(result, result.recorded_final_segments);
   result.capacity_source = options.capacity == 0 ? recorded.source : "given";
   if (options.capacity == 0) result.notes.insert(result.notes.begin(), recorded.notes.begin(), recorded.notes.end());
   return result;

@@ -60,6 +60,35 @@ AllocatorConfig rewind_config(const std::string& alloc_conf) {
   }
 }
 
+// torch/csrc/cuda/Module.cpp, _memory_snapshot: allocator_settings holds the settings string PyTorch last parsed
+// (PYTORCH_CUDA_ALLOC_CONF, or torch.cuda.memory._set_allocator_settings) and the values it set: max_split_size
+// in bytes (SIZE_MAX, written as -1, when unset), garbage_collection_threshold, expandable_segments,
+// roundup_power2_divisions. Where the string is empty (a snapshot written by a tool that fills only the values),
+// the values say the same thing; each is read only when it differs from PyTorch's default.
+std::string alloc_conf_from_fields(const PickleDict& settings, const DecodePlace& place) {
+  std::string conf;
+  auto add = [&conf](const std::string& option) { conf += (conf.empty() ? "" : ",") + option; };
+  if (const PickleValue* split = settings.find("max_split_size"); split != nullptr && split->kind() == Kind::kInt) {
+    const std::int64_t bytes = split->as_int();
+    if (bytes > 0 && bytes < (std::int64_t{1} << 50)) {
+      if (bytes % std::int64_t{1 << 20} != 0) place.at("max_split_size").fail("expected whole MiB, found " + std::to_string(bytes));
+      add("max_split_size_mb:" + std::to_string(bytes >> 20));
+    }
+  }
+  if (const PickleValue* gc = settings.find("garbage_collection_threshold"); gc != nullptr && gc->kind() == Kind::kFloat) {
+    if (gc->as_float() > 0.0 && gc->as_float() < 1.0) {
+      std::ostringstream text;
+      text << gc->as_float();
+      add("garbage_collection_threshold:" + text.str());
+    }
+  }
+  if (const PickleValue* expandable = settings.find("expandable_segments");
+      expandable != nullptr && expandable->kind() == Kind::kBool && expandable->as_bool()) {
+    add("expandable_segments:True");
+  }
+  return conf;
+}
+
 std::string join_quoted(const std::vector<std::string>& texts) {
   std::string joined;
   for (const std::string& text : texts) joined += (joined.empty() ? "\"" : ", \"") + text + "\"";
@@ -105,7 +134,11 @@ Trace SnapshotDecoder::finish(const PickleValue& root) { return std::move(finish
 
 std::vector<Trace> SnapshotDecoder::finish_devices(const PickleValue& root, std::optional<int> only) {
   const DecodePlace top{source_, 0, nullptr, {}, std::nullopt};
-  const PickleDict& document = require_dict(root, top);
+  // torch.cuda.memory_snapshot() returns the segment list alone (what _snapshot() holds under "segments"),
+  // and users pickle that: a state-only snapshot with no trace entries and no settings.
+  const bool segment_list_only = root.kind() == Kind::kList || root.kind() == Kind::kTuple;
+  static const PickleDict kNoDocument;
+  const PickleDict& document = segment_list_only ? kNoDocument : require_dict(root, top);
 
   // What every device's trace shares: provenance, settings, notes about the file.
   TraceMetadata common;
@@ -120,8 +153,13 @@ std::vector<Trace> SnapshotDecoder::finish_devices(const PickleValue& root, std:
   // Segments of every device (checked), by device.
   std::vector<int> devices_with_data;
   std::map<int, std::vector<SegmentInfo>> segments_by_device;
-  const PickleValue& segments_value = require_key(document, "segments", top);
-  const DecodePlace segments_place = top.at("segments", &segments_value);
+  const PickleValue& segments_value = segment_list_only ? root : require_key(document, "segments", top);
+  const DecodePlace segments_place = segment_list_only ? top : top.at("segments", &segments_value);
+  if (segment_list_only) {
+    append_note(common.provenance.notes,
+                "a plain list of segments (torch.cuda.memory_snapshot()): the state at dump time, with no trace "
+                "entries and no allocator settings (PyTorch's defaults are assumed)");
+  }
   const auto& segments = require_list(segments_value, segments_place);
   for (std::size_t i = 0; i < segments.size(); ++i) {
     SegmentInfo segment = decode_segment(segments[i], segments_place.at(std::uint64_t{i}, &segments[i]), notes_);
@@ -166,6 +204,13 @@ std::vector<Trace> SnapshotDecoder::finish_devices(const PickleValue& root, std:
         if (conf->kind() != Kind::kStr) settings_place.at(key).fail("expected a str, found " + std::string(conf->type_name()));
         common.alloc_conf = conf->as_str();
         break;
+      }
+    }
+    if (common.alloc_conf.empty()) {
+      common.alloc_conf = alloc_conf_from_fields(settings, settings_place);
+      if (!common.alloc_conf.empty()) {
+        append_note(common.provenance.notes, "allocator settings \"" + common.alloc_conf +
+                                                 "\" taken from allocator_settings' fields (the settings string is empty)");
       }
     }
     if (const PickleValue* entries = settings.find("trace_alloc_max_entries"); entries != nullptr && entries->kind() == Kind::kInt) {

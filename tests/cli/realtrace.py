@@ -9,7 +9,7 @@ saying why) where the folder is absent. For every snapshot file in it and every 
 with no flags:
 * `offsim replay` reproduces every recorded event it compares (events matched = events compared), and
   compares something, unless the snapshot is state-only (no allocator requests), which is reported as
-  such rather than as a failure;
+  such rather than as a failure (its --min-capacity, the state itself, must still answer);
 * `--min-capacity` answers with a verified boundary, and a replay at that capacity (`--capacity`) runs to
   the end without an unhandled OOM while one allocation granule (2 MiB) less stops at one, unless the
   minimum is the start state itself (nothing smaller can even hold it).
@@ -54,7 +54,11 @@ def main():
         for device in doc["devices"]:
             where = f"{name} device {device['device']}"
             if device["comparison"] == "state-only":
-                print(f"{where}: state only (no allocator requests): reported as such, nothing to compare")
+                # Nothing to compare; --min-capacity still answers: the smallest device that holds the state.
+                if device["min_capacity_bytes"] is None or not device["min_capacity_verified"]:
+                    failures.append(f"{where}: state only, --min-capacity gave {device['min_capacity_bytes']}")
+                print(f"{where}: state only (no allocator requests): reported as such, nothing to compare; "
+                      f"min capacity {gib(device['min_capacity_bytes'] or 0)} (the state itself)")
                 continue
             total, matched = device["events_total"], device["events_matched"]
             if total == 0:

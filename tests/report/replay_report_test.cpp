@@ -91,5 +91,25 @@ TEST(ReplayReport, NothingRecordedToCompareIsNotAHundredPercent) {
   EXPECT_EQ(html.find("No divergence."), std::string::npos);
 }
 
+TEST(ReplayReport, AStateOnlyGpuSnapshotIsNotLabelledAsAMeasuredComparison) {
+  // A snapshot dumped on a GPU with no trace entries: one segment, one live block. Nothing is compared, so the
+  // page must not present it as a gpu-measured result.
+  sim::Trace state;
+  state.metadata.provenance.kind = sim::ProvenanceKind::kGpuMeasured;
+  sim::SegmentInfo segment;
+  segment.address = 0x7F0000000000;
+  segment.total_size = 20 * MiB;
+  segment.blocks = {{segment.address, 8 * MiB, 8 * MiB, sim::BlockState::kActiveAllocated},
+                    {segment.address + 8 * MiB, 12 * MiB, 0, sim::BlockState::kInactive}};
+  state.initial_segments = {segment};
+  state.final_segments = {segment};
+  const sim::ReplayResult r = sim::replay(state, sim::ReplayOptions{});
+  ASSERT_EQ(r.comparison, "state-only");
+  const std::string html = replay_report_page(replay_report_data(r, state)).render(VegaAssets{});
+  EXPECT_NE(html.find("Provenance: <b>gpu-measured, nothing compared</b>"), std::string::npos);
+  EXPECT_NE(html.find("Events reproduced: n/a (state only)"), std::string::npos);
+  EXPECT_EQ(html.find("100.00%"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace offsim::report
