@@ -306,6 +306,8 @@ void SnapshotDecoder::rewind(Trace& trace) const {
   }
   const std::size_t widened = state.settle_extents(rewind_config(metadata.alloc_conf));
   trace.initial_segments = state.segments(metadata.device);
+  // A state-only snapshot: nothing was undone, the start state is the dump-time state as recorded.
+  if (trace.events.empty()) return;
   metadata.reconstructed_initial_state = true;
   append_note(metadata.provenance.notes,
               "initial state reconstructed by undoing " + std::to_string(trace.events.size()) +

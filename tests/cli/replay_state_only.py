@@ -71,6 +71,9 @@ def private_pool(offsim, path):
     assert doc["comparison"] == "state-only" and doc["events_total"] == 0, doc["comparison"]
     assert any("1 of 2 segments (40.00 MiB) belong to 1 private pool" in n for n in doc["notes"]), doc["notes"]
     assert doc["peak_reserved_bytes"] == 60 * MIB, doc["peak_reserved_bytes"]
+    # Nothing was rewound: the start state is the dump-time state as recorded.
+    assert "initial allocator state loaded from the trace" in doc["notes"], doc["notes"]
+    assert not any("rewinding" in n for n in doc["notes"]), doc["notes"]
     # The smallest device that holds the state, verified (nothing smaller can even load it).
     assert doc["min_capacity_bytes"] == 60 * MIB and doc["min_capacity_verified"], doc["min_capacity_bytes"]
     run(offsim, "replay", "-q", path("pool.pickle"), "--capacity", str(60 * MIB))
