@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "offsim/policies/json_fields.hpp"
 #include "offsim/policies/published_measurements.hpp"
 #include "offsim/policies/runner.hpp"
 #include "offsim/sim/allocator_config.hpp"
@@ -20,194 +21,112 @@ namespace {
 
 using nlohmann::json;
 
-// Byte counts above 1 EiB are no device's: refusing them keeps F_P - E - W_load in int64.
-constexpr std::uint64_t kMaxBytes = std::uint64_t{1} << 60;
+// Every byte count of a log is at most 1 EiB (kMaxJsonBytes), which also keeps F_P - E - W_load in int64.
 
-// One JSON object of one log line; every error names the file, the line and the field path.
-class Fields {
- public:
-  Fields(const json& object, const std::string& file, std::size_t line, std::string path)
-      : object_(object), file_(file), line_(line), path_(std::move(path)) {
-    if (!object_.is_object()) fail("", "must be a JSON object");
-  }
+// Messages name fields from the line's root, quoted: `log.jsonl:3:57: field "estimate.bytes": ...`. A null
+// is an explicit "not recorded" in this format, so nulls are read where the schema allows them.
+JsonFieldNaming log_naming() { return {"", true, true}; }
 
-  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-    const std::string field = key.empty() ? path_ : (path_.empty() ? key : path_ + "." + key);
-    throw ParseError(file_, line_, (field.empty() ? std::string() : "field \"" + field + "\": ") + what);
-  }
-  bool present(const std::string& key) const { return object_.contains(key); }
-  bool has(const std::string& key) const { return object_.contains(key) && !object_.at(key).is_null(); }
-  const json& raw(const std::string& key) const {
-    if (!object_.contains(key)) fail(key, "missing");
-    return object_.at(key);
-  }
-  Fields object(const std::string& key) const {
-    const json& v = raw(key);
-    if (!v.is_object()) fail(key, "must be an object");
-    return Fields(v, file_, line_, path_.empty() ? key : path_ + "." + key);
-  }
-  std::optional<Fields> object_or_null(const std::string& key) const {
-    if (!has(key)) return std::nullopt;
-    return object(key);
-  }
-  std::string string(const std::string& key) const {
-    const json& v = raw(key);
-    if (!v.is_string()) fail(key, "must be a string");
-    return v.get<std::string>();
-  }
-  std::string string_or(const std::string& key, const std::string& otherwise) const {
-    if (!has(key)) return otherwise;
-    return string(key);
-  }
-  bool boolean(const std::string& key) const {
-    const json& v = raw(key);
-    if (!v.is_boolean()) fail(key, "must be true or false");
-    return v.get<bool>();
-  }
-  bool boolean_or(const std::string& key, bool otherwise) const { return has(key) ? boolean(key) : otherwise; }
-  std::int64_t integer(const std::string& key) const {
-    const json& v = raw(key);
-    if (!v.is_number_integer()) fail(key, "must be an integer");
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() > kMaxBytes) fail(key, "is out of range");
-    return v.get<std::int64_t>();
-  }
-  std::uint64_t bytes(const std::string& key) const {
-    const json& v = raw(key);
-    if (!v.is_number_integer()) fail(key, "must be an integer number of bytes");
-    if (!v.is_number_unsigned()) fail(key, "must be >= 0 bytes, got " + v.dump());
-    const std::uint64_t b = v.get<std::uint64_t>();
-    if (b > kMaxBytes) fail(key, "is above 1 EiB (" + v.dump() + "): not a byte count of any device");
-    return b;
-  }
-  /// The key must be present; null is allowed.
-  std::optional<std::uint64_t> bytes_or_null(const std::string& key) const {
-    if (raw(key).is_null()) return std::nullopt;
-    return bytes(key);
-  }
-  std::optional<std::uint64_t> optional_bytes(const std::string& key) const {
-    if (!has(key)) return std::nullopt;
-    return bytes(key);
-  }
-  std::optional<std::int64_t> signed_bytes_or_null(const std::string& key) const {
-    const json& v = raw(key);
-    if (v.is_null()) return std::nullopt;
-    if (!v.is_number_integer()) fail(key, "must be an integer number of bytes (negative allowed)");
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() > kMaxBytes) fail(key, "is above 1 EiB");
-    const std::int64_t b = v.get<std::int64_t>();
-    if (b < -static_cast<std::int64_t>(kMaxBytes)) fail(key, "is below -1 EiB");
-    return b;
-  }
-  const json& array(const std::string& key) const {
-    const json& v = raw(key);
-    if (!v.is_array()) fail(key, "must be a list");
-    return v;
-  }
-  Fields element(const std::string& key, std::size_t i) const {
-    return Fields(object_.at(key).at(i), file_, line_, (path_.empty() ? key : path_ + "." + key) + "[" + std::to_string(i) + "]");
-  }
-  std::vector<std::string> strings(const std::string& key) const {
-    std::vector<std::string> out;
-    for (const json& v : array(key)) {
-      if (!v.is_string()) fail(key, "must be a list of strings");
-      out.push_back(v.get<std::string>());
-    }
-    return out;
-  }
-  template <typename F>
-  auto parsed(const std::string& key, F parse) const {
-    const std::string text = string(key);
-    try {
-      return parse(text);
-    } catch (const ConfigError& e) {
-      fail(key, e.what());
-    }
-  }
-  std::size_t line() const { return line_; }
+std::optional<std::uint64_t> bytes_or_null(const JsonFields& f, std::string_view key) {
+  if (f.raw(key).is_null()) return std::nullopt;  // the key must be present; null is allowed
+  return f.bytes(key, /*strings_allowed=*/false);
+}
 
- private:
-  const json& object_;
-  const std::string& file_;
-  std::size_t line_;
-  std::string path_;
-};
+std::optional<std::uint64_t> optional_bytes(const JsonFields& f, std::string_view key) {
+  if (!f.has(key)) return std::nullopt;
+  return f.bytes(key, false);
+}
 
-StageKind parse_stage_kind(const Fields& f, const std::string& key) {
+std::optional<std::int64_t> signed_bytes_or_null(const JsonFields& f, std::string_view key) {
+  if (f.raw(key).is_null()) return std::nullopt;
+  constexpr auto kMax = static_cast<std::int64_t>(kMaxJsonBytes);
+  return f.integer(key, -kMax, kMax);
+}
+
+const json& list(const JsonFields& f, std::string_view key) {
+  const json& v = f.raw(key);
+  if (!v.is_array()) f.fail(key, "must be a list");
+  return v;
+}
+
+StageKind parse_stage_kind(const JsonFields& f, std::string_view key) {
   const std::string kind = f.string(key);
   if (kind == "text_encode") return StageKind::kTextEncode;
   if (kind == "denoise") return StageKind::kDenoise;
   if (kind == "vae_decode") return StageKind::kVaeDecode;
   if (kind == "vae_encode") return StageKind::kVaeEncode;
   if (kind == "other") return StageKind::kOther;
-  f.fail(key, "unknown stage kind \"" + kind + "\" (text_encode, denoise, vae_decode, vae_encode, other)");
+  f.fail(key, "unknown stage kind \"" + kind + "\"" +
+                  did_you_mean(kind, {"text_encode", "denoise", "vae_decode", "vae_encode", "other"}));
 }
 
-std::optional<LoggedStageKey> read_stage_key(const Fields& f) {
+std::optional<LoggedStageKey> read_stage_key(const JsonFields& f) {
   if (!f.has("stage")) {
     (void)f.raw("stage");  // the key must be present; null = made outside a stage
     return std::nullopt;
   }
-  const Fields s = f.object("stage");
+  const JsonFields s = f.object("stage", {"name", "kind", "call", "step"});
   LoggedStageKey key;
   key.name = s.string("name");
   if (key.name.empty()) s.fail("name", "must not be empty");
   key.kind = parse_stage_kind(s, "kind");
-  const std::int64_t call = s.integer("call");
-  const std::int64_t step = s.integer("step");
-  if (call < 0 || call > 1000000) s.fail("call", "must be a 0-based call index");
-  if (step < 0 || step > 1000000) s.fail("step", "must be a 0-based step index");
-  key.call = static_cast<int>(call);
-  key.step = static_cast<int>(step);
+  // 0-based indices, bounded as the scenario format bounds calls and steps.
+  key.call = static_cast<int>(s.integer("call", 0, kMaxCalls - 1));
+  key.step = static_cast<int>(s.integer("step", 0, kMaxSteps - 1));
   return key;
 }
 
-std::optional<LoggedMemory> read_memory(const Fields& parent, const std::string& key) {
-  const std::optional<Fields> m = parent.object_or_null(key);
-  if (!m) {
+const std::vector<std::string_view> kMemoryKeys = {"free_bytes", "total_bytes", "allocated_bytes", "reserved_bytes",
+                                                   "max_allocated_bytes", "max_reserved_bytes", "inactive_split_bytes"};
+
+std::optional<LoggedMemory> read_memory(const JsonFields& parent, std::string_view key) {
+  if (!parent.has(key)) {
     (void)parent.raw(key);
     return std::nullopt;
   }
+  const JsonFields m = parent.object(key, kMemoryKeys);
   LoggedMemory out;
-  out.free = m->optional_bytes("free_bytes");
-  out.total = m->optional_bytes("total_bytes");
-  out.allocated = m->optional_bytes("allocated_bytes");
-  out.reserved = m->optional_bytes("reserved_bytes");
-  out.max_allocated = m->optional_bytes("max_allocated_bytes");
-  out.max_reserved = m->optional_bytes("max_reserved_bytes");
-  out.inactive_split = m->optional_bytes("inactive_split_bytes");
+  out.free = optional_bytes(m, "free_bytes");
+  out.total = optional_bytes(m, "total_bytes");
+  out.allocated = optional_bytes(m, "allocated_bytes");
+  out.reserved = optional_bytes(m, "reserved_bytes");
+  out.max_allocated = optional_bytes(m, "max_allocated_bytes");
+  out.max_reserved = optional_bytes(m, "max_reserved_bytes");
+  out.inactive_split = optional_bytes(m, "inactive_split_bytes");
   if (out.allocated && out.reserved && *out.allocated > *out.reserved) {
-    m->fail("allocated_bytes", "is above reserved_bytes (" + std::to_string(*out.reserved) + ")");
+    m.fail("allocated_bytes", "is above reserved_bytes (" + std::to_string(*out.reserved) + ")");
   }
   if (out.inactive_split && out.reserved && out.allocated && *out.inactive_split > *out.reserved - *out.allocated) {
-    m->fail("inactive_split_bytes", "is above reserved_bytes - allocated_bytes");
+    m.fail("inactive_split_bytes", "is above reserved_bytes - allocated_bytes");
   }
-  if (out.free && out.total && *out.free > *out.total) m->fail("free_bytes", "is above total_bytes");
+  if (out.free && out.total && *out.free > *out.total) m.fail("free_bytes", "is above total_bytes");
   return out;
 }
 
-std::optional<LoggedOom> read_oom(const Fields& parent, const std::string& key) {
-  const std::optional<Fields> o = parent.object_or_null(key);
-  if (!o) return std::nullopt;
+std::optional<LoggedOom> read_oom(const JsonFields& parent, std::string_view key) {
+  if (!parent.has(key)) return std::nullopt;
+  const JsonFields o = parent.object(key, {"message", "requested_bytes"});
   LoggedOom out;
-  out.message = o->string("message");
-  if (o->present("requested_bytes")) out.requested = o->bytes_or_null("requested_bytes");
+  out.message = o.string("message");
+  if (o.present("requested_bytes")) out.requested = bytes_or_null(o, "requested_bytes");
   return out;
 }
 
-std::vector<LoggedTransfer> read_transfers(const Fields& f, const std::string& key) {
+std::vector<LoggedTransfer> read_transfers(const JsonFields& f, std::string_view key) {
   std::vector<LoggedTransfer> out;
-  const json& list = f.array(key);
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    const Fields t = f.element(key, i);
+  const json& items = list(f, key);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const JsonFields t = f.element(key, i, {"model", "bytes"});
     LoggedTransfer item;
     item.model = t.string("model");
     if (item.model.empty()) t.fail("model", "must not be empty");
-    item.bytes = t.bytes("bytes");
+    item.bytes = t.bytes("bytes", false);
     out.push_back(std::move(item));
   }
   return out;
 }
 
-std::optional<Backend> header_backend(const Fields& device) {
+std::optional<Backend> header_backend(const JsonFields& device) {
   if (!device.has("backend")) {
     (void)device.raw("backend");
     return std::nullopt;
@@ -217,18 +136,18 @@ std::optional<Backend> header_backend(const Fields& device) {
   return device.parsed("backend", [](const std::string& s) { return parse_backend(s); });
 }
 
-DecisionLogHeader read_header(const Fields& f, std::string& profile, std::string& profile_note) {
+DecisionLogHeader read_header(const JsonFields& f, std::string& profile, std::string& profile_note) {
   DecisionLogHeader h;
-  const Fields p = f.object("policy");
+  const JsonFields p = f.object("policy", {"id", "family", "version", "free_memory_formula", "p1_slack_bytes"});
   h.policy_id = p.string("id");
   if (h.policy_id.empty()) p.fail("id", "must not be empty");
-  h.policy_family = p.string_or("family", "");
-  h.policy_version = p.string_or("version", "");
+  h.policy_family = p.optional_string("family").value_or("");
+  h.policy_version = p.optional_string("version").value_or("");
   h.free_memory_formula = p.string("free_memory_formula");
-  h.p1_slack = p.bytes("p1_slack_bytes");
-  const Fields d = f.object("device");
-  h.device_name = d.string_or("name", "");
-  h.device_total = d.bytes_or_null("total_bytes");
+  h.p1_slack = p.bytes("p1_slack_bytes", false);
+  const JsonFields d = f.object("device", {"name", "total_bytes", "backend", "measured", "memory_source"});
+  h.device_name = d.optional_string("name").value_or("");
+  h.device_total = bytes_or_null(d, "total_bytes");
   h.backend = header_backend(d);
   h.measured = d.boolean("measured");
   h.memory_source = d.string("memory_source");
@@ -239,10 +158,14 @@ DecisionLogHeader read_header(const Fields& f, std::string& profile, std::string
     d.fail("measured", "true needs memory_source \"torch.cuda\" (figures read from a real device)");
   }
   if (f.has("torch")) {
-    const Fields t = f.object("torch");
-    h.torch_version = t.string_or("version", "");
+    const JsonFields t = f.object("torch", {"version", "hip"});
+    h.torch_version = t.optional_string("version").value_or("");
+    (void)t.optional_string("hip");
   }
-  h.alloc_conf = f.string_or("alloc_conf", "");
+  if (f.has("shim")) (void)f.object("shim", {});      // informative, free-form
+  if (f.has("source")) (void)f.object("source", {});  // free-form
+  (void)f.optional_string("created");
+  h.alloc_conf = f.optional_string("alloc_conf").value_or("");
   profile = sim::VersionProfile::for_torch_version(h.torch_version, &profile_note).name;
   try {
     (void)sim::AllocatorConfig::parse(h.alloc_conf, sim::VersionProfile::by_name(profile));
@@ -252,25 +175,23 @@ DecisionLogHeader read_header(const Fields& f, std::string& profile, std::string
   return h;
 }
 
-VaeWorkload read_vae_workload(const Fields& f, const DecisionLogHeader& header) {
+const std::vector<std::string_view> kVaeKeys = {"family", "op", "height", "width", "frames", "batch", "dtype",
+                                                "tile_size", "backend", "memory_optimization",
+                                                "vae_tile_sample_min_size"};
+const std::vector<std::string_view> kDenoiseKeys = {"model", "noise_shape", "ref_latent_elements", "dtype",
+                                                    "efficient_attention", "model_dim", "backend"};
+
+VaeWorkload read_vae_workload(const JsonFields& f, const DecisionLogHeader& header) {
   VaeWorkload w;
   w.family = f.parsed("family", [](const std::string& s) { return parse_vae_family(s); });
   w.op = f.parsed("op", [](const std::string& s) { return parse_vae_op(s); });
-  auto positive = [&](const char* key) {
-    const std::int64_t v = f.integer(key);
-    if (v <= 0 || v > 1000000) f.fail(key, "must be a positive size, got " + std::to_string(v));
-    return static_cast<int>(v);
-  };
-  w.pixel_height = positive("height");
-  w.pixel_width = positive("width");
-  if (f.has("frames")) w.frames = positive("frames");
-  if (f.has("batch")) w.batch = positive("batch");
+  auto dimension = [&](const char* key, int min) { return static_cast<int>(f.integer(key, min, kMaxVaeDimension)); };
+  w.pixel_height = dimension("height", 1);
+  w.pixel_width = dimension("width", 1);
+  if (f.has("frames")) w.frames = dimension("frames", 1);
+  if (f.has("batch")) w.batch = dimension("batch", 1);
   w.dtype = f.parsed("dtype", [](const std::string& s) { return parse_dtype(s); });
-  if (f.has("tile_size")) {
-    const std::int64_t t = f.integer("tile_size");
-    if (t < 0 || t > 1000000) f.fail("tile_size", "must be >= 0 (0 = the VAE's default tile)");
-    w.tile_size = static_cast<int>(t);
-  }
+  if (f.has("tile_size")) w.tile_size = dimension("tile_size", 0);  // 0 = the VAE's default tile
   if (f.has("backend")) {
     w.backend = f.parsed("backend", [](const std::string& s) { return parse_backend(s); });
   } else if (header.backend) {
@@ -278,8 +199,8 @@ VaeWorkload read_vae_workload(const Fields& f, const DecisionLogHeader& header) 
   } else {
     f.fail("backend", "missing, and the header names no device backend");
   }
-  w.memory_optimization = f.boolean_or("memory_optimization", false);
-  if (f.has("vae_tile_sample_min_size")) w.vae_tile_sample_min_size = positive("vae_tile_sample_min_size");
+  w.memory_optimization = f.optional_boolean("memory_optimization").value_or(false);
+  if (f.has("vae_tile_sample_min_size")) w.vae_tile_sample_min_size = dimension("vae_tile_sample_min_size", 1);
   try {
     validate(w);
   } catch (const ConfigError& e) {
@@ -288,22 +209,14 @@ VaeWorkload read_vae_workload(const Fields& f, const DecisionLogHeader& header) 
   return w;
 }
 
-DenoiseWorkload read_denoise_workload(const Fields& f, const DecisionLogHeader& header) {
+DenoiseWorkload read_denoise_workload(const JsonFields& f, const DecisionLogHeader& header) {
   DenoiseWorkload w;
   w.model = f.parsed("model", [](const std::string& s) { return parse_diffusion_model(s); });
-  for (const json& d : f.array("noise_shape")) {
-    if (!d.is_number_integer()) f.fail("noise_shape", "must be a list of integers");
-    w.noise_shape.push_back(d.get<std::int64_t>());
-  }
-  if (f.has("ref_latent_elements")) {
-    for (const json& d : f.array("ref_latent_elements")) {
-      if (!d.is_number_integer()) f.fail("ref_latent_elements", "must be a list of integers");
-      w.ref_latent_elements.push_back(d.get<std::int64_t>());
-    }
-  }
+  w.noise_shape = f.integers("noise_shape", 1, kMaxLatentDimension);
+  if (f.has("ref_latent_elements")) w.ref_latent_elements = f.integers("ref_latent_elements", 0, kMaxLatentElements);
   w.dtype = f.parsed("dtype", [](const std::string& s) { return parse_dtype(s); });
-  w.efficient_attention = f.boolean_or("efficient_attention", true);
-  if (f.has("model_dim")) w.model_dim = static_cast<int>(f.integer("model_dim"));
+  w.efficient_attention = f.optional_boolean("efficient_attention").value_or(true);
+  if (f.has("model_dim")) w.model_dim = static_cast<int>(f.integer("model_dim", 1, kMaxModelDim));
   if (f.has("backend")) {
     w.backend = f.parsed("backend", [](const std::string& s) { return parse_backend(s); });
   } else if (header.backend) {
@@ -319,22 +232,26 @@ DenoiseWorkload read_denoise_workload(const Fields& f, const DecisionLogHeader& 
   return w;
 }
 
-LoggedDecision read_decision(const Fields& f) {
+// seq orders the lines; any int64 would do, but a log has far fewer lines than 2^53 (what a JSON reader
+// in another language keeps exact).
+constexpr std::int64_t kMaxSeq = std::int64_t{1} << 53;
+
+LoggedDecision read_decision(const JsonFields& f, std::size_t line) {
   LoggedDecision d;
-  d.line = f.line();
-  d.seq = f.integer("seq");
+  d.line = line;
+  d.seq = f.integer("seq", 0, kMaxSeq);
   d.stage = read_stage_key(f);
   d.models = f.strings("models");
-  const Fields e = f.object("estimate");
-  d.estimate = e.bytes_or_null("bytes");
-  d.estimate_passed_bytes = e.present("passed_bytes") ? e.bytes_or_null("passed_bytes") : std::nullopt;
+  const JsonFields e = f.object("estimate", {"bytes", "passed", "passed_bytes", "source"});
+  d.estimate = bytes_or_null(e, "bytes");
+  d.estimate_passed_bytes = e.present("passed_bytes") ? bytes_or_null(e, "passed_bytes") : std::nullopt;
   d.estimate_passed = e.present("passed") ? e.boolean("passed") : d.estimate_passed_bytes.has_value();
   if (!d.estimate_passed && d.estimate_passed_bytes) e.fail("passed", "is false but passed_bytes holds a value");
   d.estimate_source = e.string("source");
-  const Fields fp = f.object("free_memory");
-  d.free_memory = fp.signed_bytes_or_null("bytes");
+  const JsonFields fp = f.object("free_memory", {"bytes", "formula"});
+  d.free_memory = signed_bytes_or_null(fp, "bytes");
   d.free_memory_formula = fp.string("formula");
-  d.weights_loaded = f.bytes("weights_loaded_bytes");
+  d.weights_loaded = f.bytes("weights_loaded_bytes", false);
   const std::string stop = f.string("stop_reason");
   if (stop == "satisfied") d.stop = StopReason::kSatisfied;
   else if (stop == "exhausted") d.stop = StopReason::kExhausted;
@@ -344,7 +261,10 @@ LoggedDecision read_decision(const Fields& f) {
   if (f.has("loads")) {
     d.loads = read_transfers(f, "loads");
     std::uint64_t sum = 0;
-    for (const LoggedTransfer& t : *d.loads) sum += t.bytes;
+    for (const LoggedTransfer& t : *d.loads) {
+      sum += t.bytes;  // each and the running sum <= 2^60: no wrap
+      if (sum > kMaxJsonBytes) f.fail("loads", "add up to more than 1 EiB");
+    }
     if (sum != d.weights_loaded) {
       f.fail("weights_loaded_bytes", std::to_string(d.weights_loaded) + " is not the sum of loads[] (" +
                                          std::to_string(sum) + ")");
@@ -355,19 +275,20 @@ LoggedDecision read_decision(const Fields& f) {
   return d;
 }
 
-LoggedStage read_stage(const Fields& f, const DecisionLogHeader& header) {
+LoggedStage read_stage(const JsonFields& f, std::size_t line, const DecisionLogHeader& header) {
   LoggedStage s;
-  s.line = f.line();
-  s.seq = f.integer("seq");
+  s.line = line;
+  s.seq = f.integer("seq", 0, kMaxSeq);
   const std::optional<LoggedStageKey> key = read_stage_key(f);
   if (!key) f.fail("stage", "a stage line names its stage");
   s.stage = *key;
   if (f.has("workload")) {
-    const Fields w = f.object("workload");
+    const JsonFields w = f.object("workload", {"vae", "denoise"});
+    if (w.has("vae") && w.has("denoise")) w.fail("denoise", "a workload is \"vae\" or \"denoise\", not both");
     if (w.has("vae")) {
-      s.workload = read_vae_workload(w.object("vae"), header);
+      s.workload = read_vae_workload(w.object("vae", kVaeKeys), header);
     } else if (w.has("denoise")) {
-      s.workload = read_denoise_workload(w.object("denoise"), header);
+      s.workload = read_denoise_workload(w.object("denoise", kDenoiseKeys), header);
     } else {
       w.fail("", "must hold \"vae\" or \"denoise\"");
     }
@@ -377,36 +298,33 @@ LoggedStage read_stage(const Fields& f, const DecisionLogHeader& header) {
     s.working_memory = f.string("working_memory");
     if (s.working_memory->empty()) f.fail("working_memory", "must be a path or null");
   }
-  for (const json& v : f.array("decisions")) {
-    if (!v.is_number_integer()) f.fail("decisions", "must be a list of decision seq numbers");
-    s.decisions.push_back(v.get<std::int64_t>());
-  }
-  const Fields m = f.object("memory");
+  s.decisions = f.integers("decisions", 0, kMaxSeq);
+  const JsonFields m = f.object("memory", {"before", "after", "peak_reserved_bytes", "peak_reset"});
   s.before = read_memory(m, "before");
   s.after = read_memory(m, "after");
-  s.peak_reserved = m.bytes_or_null("peak_reserved_bytes");
-  s.peak_reset = m.boolean_or("peak_reset", false);
+  s.peak_reserved = bytes_or_null(m, "peak_reserved_bytes");
+  s.peak_reset = m.optional_boolean("peak_reset").value_or(false);
   if (s.peak_reserved && s.before && s.before->reserved && *s.peak_reserved < *s.before->reserved) {
     m.fail("peak_reserved_bytes", "is below memory.before.reserved_bytes: a peak over the stage cannot be");
   }
   if (s.peak_reserved && s.after && s.after->reserved && *s.peak_reserved < *s.after->reserved) {
     m.fail("peak_reserved_bytes", "is below memory.after.reserved_bytes: a peak over the stage cannot be");
   }
-  const Fields o = f.object("outcome");
+  const JsonFields o = f.object("outcome", {"completed", "oom", "handled_ooms"});
   s.completed = o.boolean("completed");
   s.oom = read_oom(o, "oom");
   if (s.completed && s.oom) o.fail("oom", "an unhandled OOM but completed is true");
-  s.handled_ooms = o.bytes("handled_ooms");
+  s.handled_ooms = static_cast<std::uint64_t>(o.integer("handled_ooms", 0, kMaxSeq));
   if (f.has("models")) {
     std::vector<LoggedModel> models;
-    const json& list = f.array("models");
-    for (std::size_t i = 0; i < list.size(); ++i) {
-      const Fields e = f.element("models", i);
+    const json& items = list(f, "models");
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const JsonFields e = f.element("models", i, {"model", "device_bytes", "offloaded", "resident_by_design"});
       LoggedModel model;
       model.model = e.string("model");
-      model.device_bytes = e.bytes("device_bytes");
+      model.device_bytes = e.bytes("device_bytes", false);
       model.offloaded = e.boolean("offloaded");
-      model.resident_by_design = e.boolean_or("resident_by_design", false);
+      model.resident_by_design = e.optional_boolean("resident_by_design").value_or(false);
       if (model.offloaded && model.resident_by_design) e.fail("offloaded", "and resident_by_design are both true");
       models.push_back(std::move(model));
     }
@@ -414,6 +332,14 @@ LoggedStage read_stage(const Fields& f, const DecisionLogHeader& header) {
   }
   return s;
 }
+
+const std::vector<std::string_view> kHeaderKeys = {"schema", "record", "shim", "policy", "device", "torch",
+                                                   "alloc_conf", "created", "source"};
+const std::vector<std::string_view> kDecisionKeys = {"schema", "record", "seq", "stage", "models", "estimate",
+                                                     "free_memory", "weights_loaded_bytes", "stop_reason",
+                                                     "evictions", "loads", "memory", "oom"};
+const std::vector<std::string_view> kStageKeys = {"schema", "record", "seq", "stage", "workload", "working_memory",
+                                                  "decisions", "memory", "outcome", "models"};
 
 bool same_key(const LoggedStageKey& a, const LoggedStageKey& b) {
   return a.name == b.name && a.kind == b.kind && a.call == b.call && a.step == b.step;
@@ -442,13 +368,17 @@ DecisionLog parse_decision_log(std::istream& in, const std::string& source) {
   while (std::getline(in, text)) {
     ++line;
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json doc;
-    try {
-      doc = json::parse(text);
-    } catch (const json::parse_error& e) {
-      throw ParseError(source, line, std::string("not a JSON line: ") + e.what());
-    }
-    const Fields f(doc, log.file, line, "");
+    const JsonDocument doc = JsonDocument::parse(text, source, line);
+    // The record kind picks the keys a line may hold; read it before holding the line to them.
+    const json& root = doc.root();
+    const json* record_value = root.is_object() && root.contains("record") ? &root.at("record") : nullptr;
+    const std::string kind = record_value != nullptr && record_value->is_string() ? record_value->get<std::string>() : "";
+    static const std::vector<std::string_view> kUnknownRecord;  // free-form: refused below by its "record"
+    const std::vector<std::string_view>& keys = kind == "header"     ? kHeaderKeys
+                                                : kind == "decision" ? kDecisionKeys
+                                                : kind == "stage"    ? kStageKeys
+                                                                     : kUnknownRecord;
+    const JsonFields f(doc, log_naming(), keys);
     const std::string schema = f.string("schema");
     if (schema != kDecisionLogSchema) {
       f.fail("schema", "\"" + schema + "\" is not supported (this offsim reads " + kDecisionLogSchema + ")");
@@ -464,25 +394,26 @@ DecisionLog parse_decision_log(std::istream& in, const std::string& source) {
     if (record != "decision" && record != "stage") {
       f.fail("record", "must be \"header\", \"decision\" or \"stage\", got \"" + record + "\"");
     }
-    const std::int64_t seq = f.integer("seq");
+    const std::int64_t seq = f.integer("seq", 0, kMaxSeq);
     if (last_seq && seq <= *last_seq) {
       f.fail("seq", std::to_string(seq) + " does not follow " + std::to_string(*last_seq) + " (seq increases line by line)");
     }
     last_seq = seq;
     if (record == "decision") {
       decision_index[seq] = log.decisions.size();
-      log.decisions.push_back(read_decision(f));
+      log.decisions.push_back(read_decision(f, line));
       continue;
     }
-    LoggedStage stage = read_stage(f, log.header);
-    for (std::int64_t d : stage.decisions) {
+    LoggedStage stage = read_stage(f, line, log.header);
+    for (std::size_t i = 0; i < stage.decisions.size(); ++i) {
+      const std::int64_t d = stage.decisions[i];
       auto it = decision_index.find(d);
-      if (it == decision_index.end()) f.fail("decisions", "names decision seq " + std::to_string(d) + ", which no earlier line holds");
-      if (!claimed.insert(d).second) f.fail("decisions", "decision seq " + std::to_string(d) + " belongs to another stage line already");
+      if (it == decision_index.end()) f.fail("decisions", {i}, "names decision seq " + std::to_string(d) + ", which no earlier line holds");
+      if (!claimed.insert(d).second) f.fail("decisions", {i}, "decision seq " + std::to_string(d) + " belongs to another stage line already");
       const LoggedDecision& decision = log.decisions[it->second];
       if (decision.stage && !same_key(*decision.stage, stage.stage)) {
-        f.fail("decisions", "decision seq " + std::to_string(d) + " (line " + std::to_string(decision.line) + ") was made for " +
-                                where(*decision.stage) + ", not " + where(stage.stage));
+        f.fail("decisions", {i}, "decision seq " + std::to_string(d) + " (line " + std::to_string(decision.line) + ") was made for " +
+                                     where(*decision.stage) + ", not " + where(stage.stage));
       }
     }
     log.stages.push_back(std::move(stage));

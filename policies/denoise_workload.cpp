@@ -68,13 +68,20 @@ void validate(const DenoiseWorkload& w) {
   if (w.noise_shape.size() != 4 && w.noise_shape.size() != 5) {
     throw ConfigError(where + ": noise_shape must be (B, C, H, W) or (B, C, T, H, W)");
   }
+  std::int64_t elements = 1;
   for (auto d : w.noise_shape) {
     if (d <= 0) throw ConfigError(where + ": noise_shape dimensions must be > 0");
+    if (d > kMaxLatentDimension) throw ConfigError(where + ": noise_shape dimensions must be at most 2^20");
+    elements *= d;  // each factor <= 2^20 and the running product <= 2^34: no overflow
+    if (elements > kMaxLatentElements) throw ConfigError(where + ": noise_shape holds more than 2^34 elements");
   }
   for (auto e : w.ref_latent_elements) {
     if (e < 0) throw ConfigError(where + ": ref_latent_elements must be >= 0");
+    if (e > kMaxLatentElements) throw ConfigError(where + ": ref_latent_elements entries must be at most 2^34");
   }
-  if (w.model_dim && *w.model_dim <= 0) throw ConfigError(where + ": model_dim must be > 0");
+  if (w.model_dim && (*w.model_dim <= 0 || *w.model_dim > kMaxModelDim)) {
+    throw ConfigError(where + ": model_dim must be from 1 to " + std::to_string(kMaxModelDim));
+  }
   (void)require_element_size(w.dtype, where);
 }
 

@@ -1,10 +1,12 @@
 #include "offsim/policies/model_manifest.hpp"
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "offsim/policies/json_fields.hpp"
 #include "offsim/sim/errors.hpp"
 
 namespace offsim::policies {
@@ -13,90 +15,78 @@ namespace {
 
 using nlohmann::json;
 
-[[noreturn]] void fail(const std::string& file, const std::string& what) { throw ParseError(file, 0, what); }
-
-const json& field(const json& object, const char* key, const std::string& file, const std::string& where) {
-  auto it = object.find(key);
-  if (it == object.end()) fail(file, where + ": missing field \"" + key + "\"");
-  return *it;
-}
-
-std::string string_field(const json& object, const char* key, const std::string& file, const std::string& where) {
-  const json& v = field(object, key, file, where);
-  if (!v.is_string()) fail(file, where + ": field \"" + key + "\" must be a string");
-  return v.get<std::string>();
-}
-
-std::uint64_t bytes_field(const json& object, const char* key, const std::string& file, const std::string& where) {
-  const json& v = field(object, key, file, where);
-  if (!v.is_number_unsigned()) fail(file, where + ": field \"" + key + "\" must be a non-negative integer");
-  return v.get<std::uint64_t>();
-}
+// Block groups and blocks of any model are far fewer (a DiT has ~60 blocks).
+constexpr std::int64_t kMaxBlocks = 1 << 20;
 
 }  // namespace
 
 ModelManifest ModelManifest::load(const std::filesystem::path& path) {
   const std::string file = path.string();
-  std::ifstream in(path);
-  if (!in) fail(file, "cannot open model manifest");
-  json doc;
-  try {
-    doc = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw ParseError(file, e.byte, std::string("not valid JSON: ") + e.what());
-  }
-  if (!doc.is_object()) fail(file, "a model manifest must be a JSON object");
-  const std::string format = string_field(doc, "format", file, "manifest");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw ParseError(file, 0, "cannot open model manifest (not a file)");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ParseError(file, 0, "cannot open model manifest");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const JsonDocument doc = JsonDocument::parse(std::move(text), file);
+  // The generator (traces/models/generate_manifests.py) writes informative keys offsim does not read;
+  // they are declared so that a misspelt key is still caught.
+  const JsonFields f(doc, {"manifest", false, false},
+                     {"format", "name", "pipeline", "component", "dtype", "naming", "source", "derivation",
+                      "relative_error_vs_published", "parameter_count", "tensor_count", "total_bytes", "blocks",
+                      "tensors"});
+  const std::string format = f.string("format");
   if (format != "offsim-model-manifest/1") {
-    fail(file, "unsupported format \"" + format + "\" (expected offsim-model-manifest/1)");
+    f.fail("format", "unsupported format \"" + format + "\" (expected offsim-model-manifest/1)");
   }
   ModelManifest m;
   m.path = file;
-  m.name = string_field(doc, "name", file, "manifest");
-  m.pipeline = string_field(doc, "pipeline", file, "manifest");
-  m.component = string_field(doc, "component", file, "manifest");
-  m.dtype = string_field(doc, "dtype", file, "manifest");
-  if (auto it = doc.find("source"); it != doc.end() && it->is_object()) m.source = it->value("config", "");
-  m.total_bytes = bytes_field(doc, "total_bytes", file, "manifest");
+  m.name = f.string("name");
+  m.pipeline = f.string("pipeline");
+  m.component = f.string("component");
+  m.dtype = f.string("dtype");
+  if (f.has("source")) m.source = f.object("source", {}).optional_string("config").value_or("");
+  m.total_bytes = f.bytes("total_bytes", /*strings_allowed=*/false);
 
   std::map<std::string, int> group_index;
-  if (auto it = doc.find("blocks"); it != doc.end()) {
-    if (!it->is_array()) fail(file, "\"blocks\" must be a list of block groups");
-    for (std::size_t g = 0; g < it->size(); ++g) {
-      const json& entry = (*it)[g];
-      const std::string where = "blocks[" + std::to_string(g) + "]";
+  if (f.has("blocks")) {
+    const json& blocks = f.raw("blocks");
+    if (!blocks.is_array()) f.fail("blocks", "must be a list of block groups");
+    for (std::size_t g = 0; g < blocks.size(); ++g) {
+      const JsonFields entry = f.element("blocks", g, {"prefix", "count", "phases"});
       BlockGroup group;
-      group.prefix = string_field(entry, "prefix", file, where);
-      group.count = static_cast<int>(bytes_field(entry, "count", file, where));
-      if (auto p = entry.find("phases"); p != entry.end()) group.phases = p->get<std::vector<std::string>>();
+      group.prefix = entry.string("prefix");
+      group.count = static_cast<int>(entry.integer("count", 0, kMaxBlocks));
+      if (entry.has("phases")) group.phases = entry.strings("phases");
+      if (group_index.count(group.prefix) != 0) entry.fail("prefix", "duplicate block group \"" + group.prefix + "\"");
       group_index[group.prefix] = static_cast<int>(m.groups.size());
       m.groups.push_back(std::move(group));
     }
   }
-  const json& tensors = field(doc, "tensors", file, "manifest");
-  if (!tensors.is_array() || tensors.empty()) fail(file, "\"tensors\" must be a non-empty list");
+  const json& tensors = f.raw("tensors");
+  if (!tensors.is_array() || tensors.empty()) f.fail("tensors", "must be a non-empty list");
   m.tensors.reserve(tensors.size());
   std::uint64_t sum = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const json& t = tensors[i];
-    const std::string where = "tensors[" + std::to_string(i) + "]";
+    const JsonFields t = f.element("tensors", i, {"name", "shape", "dtype", "bytes", "group", "block", "phase"});
     TensorSpec spec;
-    spec.name = string_field(t, "name", file, where);
-    spec.bytes = bytes_field(t, "bytes", file, where);
-    if (spec.bytes == 0) fail(file, where + " (" + spec.name + "): bytes must be > 0");
-    if (auto g = t.find("group"); g != t.end()) {
-      auto found = group_index.find(g->get<std::string>());
-      if (found == group_index.end()) fail(file, where + ": group \"" + g->get<std::string>() + "\" is not in \"blocks\"");
+    spec.name = t.string("name");
+    spec.bytes = t.bytes("bytes", false);
+    if (spec.bytes == 0) t.fail("bytes", "must be > 0 (" + spec.name + ")");
+    if (t.has("group")) {
+      const std::string group = t.string("group");
+      auto found = group_index.find(group);
+      if (found == group_index.end()) t.fail("group", "\"" + group + "\" is not in \"blocks\"");
       spec.group = found->second;
-      spec.block = static_cast<int>(bytes_field(t, "block", file, where));
-      if (spec.block >= m.groups[static_cast<std::size_t>(spec.group)].count) fail(file, where + ": block index out of range");
-      spec.phase = t.value("phase", "");
+      spec.block = static_cast<int>(t.integer("block", 0, kMaxBlocks));
+      if (spec.block >= m.groups[static_cast<std::size_t>(spec.group)].count) t.fail("block", "block index out of range");
+      spec.phase = t.optional_string("phase").value_or("");
     }
-    sum += spec.bytes;
+    sum += spec.bytes;  // each and the running sum stay <= 2^60: no wrap
+    if (sum > kMaxJsonBytes) t.fail("bytes", "the tensors add up to more than 1 EiB");
     m.tensors.push_back(std::move(spec));
   }
   if (sum != m.total_bytes) {
-    fail(file, "tensor bytes add up to " + std::to_string(sum) + " but total_bytes is " + std::to_string(m.total_bytes));
+    f.fail("total_bytes", "tensor bytes add up to " + std::to_string(sum) + " but total_bytes is " + std::to_string(m.total_bytes));
   }
   return m;
 }

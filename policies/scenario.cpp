@@ -2,6 +2,11 @@
 
 #include <fstream>
 
+#include <algorithm>
+#include <iterator>
+
+#include "offsim/policies/json_fields.hpp"
+#include "offsim/policies/policy_settings.hpp"
 #include "offsim/sim/allocator_config.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
@@ -12,104 +17,25 @@ namespace {
 
 using nlohmann::json;
 
-// Reads fields of one JSON object and names "file: path.to.field" in every error.
-class Fields {
- public:
-  Fields(const json& object, std::string file, std::string path)
-      : object_(object), file_(std::move(file)), path_(std::move(path)) {
-    if (!object_.is_object()) fail("", "must be a JSON object");
-  }
+// Scenario messages name fields from the document's root: "scenario.stages[2].workload.vae.height".
+JsonFieldNaming scenario_naming() { return {"scenario", false, false}; }
 
-  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-    throw ParseError(file_, 0, where(key) + ": " + what);
-  }
-  std::string where(const std::string& key) const { return key.empty() ? path_ : path_ + "." + key; }
-  bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
-  const json& raw(const char* key) const {
-    if (!has(key)) fail(key, "missing");
-    return object_.at(key);
-  }
-  Fields object(const char* key) const { return Fields(raw(key), file_, where(key)); }
+int dimension(const JsonFields& f, const char* key, int min) {
+  return static_cast<int>(f.integer(key, min, kMaxVaeDimension));
+}
 
-  std::string string(const char* key) const {
-    const json& v = raw(key);
-    if (!v.is_string()) fail(key, "must be a string");
-    return v.get<std::string>();
-  }
-  std::string string_or(const char* key, std::string fallback) const { return has(key) ? string(key) : fallback; }
-  std::int64_t integer(const char* key) const {
-    const json& v = raw(key);
-    if (!v.is_number_integer()) fail(key, "must be an integer");
-    return v.get<std::int64_t>();
-  }
-  std::int64_t positive(const char* key) const {
-    const std::int64_t v = integer(key);
-    if (v <= 0) fail(key, "must be > 0, got " + std::to_string(v));
-    return v;
-  }
-  double number(const char* key) const {
-    const json& v = raw(key);
-    if (!v.is_number()) fail(key, "must be a number");
-    return v.get<double>();
-  }
-  bool boolean(const char* key, bool fallback) const {
-    if (!has(key)) return fallback;
-    const json& v = raw(key);
-    if (!v.is_boolean()) fail(key, "must be true or false");
-    return v.get<bool>();
-  }
-  /// A byte count: an integer, or a string such as "44.98GiB" / "16GB".
-  std::uint64_t bytes(const char* key) const {
-    const json& v = raw(key);
-    if (v.is_number_unsigned()) return v.get<std::uint64_t>();
-    if (v.is_string()) {
-      try {
-        return parse_bytes(v.get<std::string>(), where(key));
-      } catch (const ConfigError& e) {
-        fail(key, e.what());
-      }
-    }
-    fail(key, "must be a byte count (an integer or a string such as \"44.98GiB\")");
-  }
-  std::uint64_t bytes_or(const char* key, std::uint64_t fallback) const { return has(key) ? bytes(key) : fallback; }
-  std::vector<std::string> strings(const char* key) const {
-    if (!has(key)) return {};
-    const json& v = raw(key);
-    if (!v.is_array()) fail(key, "must be a list of strings");
-    std::vector<std::string> out;
-    for (const json& e : v) {
-      if (!e.is_string()) fail(key, "must be a list of strings");
-      out.push_back(e.get<std::string>());
-    }
-    return out;
-  }
-  template <typename F>
-  auto parsed(const char* key, F&& parse) const {
-    try {
-      return parse(string(key));
-    } catch (const ConfigError& e) {
-      fail(key, e.what());
-    }
-  }
-  const std::string& file() const { return file_; }
-
- private:
-  const json& object_;
-  std::string file_;
-  std::string path_;
-};
-
-ScenarioFinding read_finding(const Fields& f) {
+ScenarioFinding read_finding(const JsonFields& f) {
   ScenarioFinding finding;
   finding.policy = f.string("policy");
   if (finding.policy.empty()) f.fail("policy", "must name a policy id");
-  finding.also = f.strings("also");
+  if (f.has("also")) finding.also = f.strings("also");
   finding.property = f.string("property");
   if (finding.property.size() != 2 || finding.property[0] != 'P' || finding.property[1] < '1' || finding.property[1] > '5') {
     f.fail("property", "must be P1, P2, P3, P4 or P5, got \"" + finding.property + "\"");
   }
-  finding.aspect = f.string_or("aspect", "");
+  finding.aspect = f.optional_string("aspect").value_or("");
   if (f.has("seed")) {
+    // RapidCheck seeds are 64-bit unsigned: beyond JsonFields::integer's int64.
     const json& seed = f.raw("seed");
     if (!seed.is_number_unsigned()) f.fail("seed", "must be an integer >= 0 (RapidCheck seeds are 64-bit unsigned)");
     finding.seed = seed.get<std::uint64_t>();
@@ -117,19 +43,19 @@ ScenarioFinding read_finding(const Fields& f) {
   return finding;
 }
 
-VaeWorkload read_vae_workload(const Fields& f) {
+VaeWorkload read_vae_workload(const JsonFields& f) {
   VaeWorkload w;
   w.family = f.parsed("family", [](const std::string& s) { return parse_vae_family(s); });
   w.op = f.parsed("op", [](const std::string& s) { return parse_vae_op(s); });
-  w.pixel_height = static_cast<int>(f.positive("height"));
-  w.pixel_width = static_cast<int>(f.positive("width"));
-  if (f.has("frames")) w.frames = static_cast<int>(f.positive("frames"));
-  if (f.has("batch")) w.batch = static_cast<int>(f.positive("batch"));
+  w.pixel_height = dimension(f, "height", 1);
+  w.pixel_width = dimension(f, "width", 1);
+  if (f.has("frames")) w.frames = dimension(f, "frames", 1);
+  if (f.has("batch")) w.batch = dimension(f, "batch", 1);
   w.dtype = f.parsed("dtype", [](const std::string& s) { return parse_dtype(s); });
-  if (f.has("tile_size")) w.tile_size = static_cast<int>(f.integer("tile_size"));
+  if (f.has("tile_size")) w.tile_size = dimension(f, "tile_size", 0);
   if (f.has("backend")) w.backend = f.parsed("backend", [](const std::string& s) { return parse_backend(s); });
-  w.memory_optimization = f.boolean("memory_optimization", false);
-  if (f.has("vae_tile_sample_min_size")) w.vae_tile_sample_min_size = static_cast<int>(f.positive("vae_tile_sample_min_size"));
+  w.memory_optimization = f.optional_boolean("memory_optimization").value_or(false);
+  if (f.has("vae_tile_sample_min_size")) w.vae_tile_sample_min_size = dimension(f, "vae_tile_sample_min_size", 1);
   try {
     validate(w);
   } catch (const ConfigError& e) {
@@ -138,19 +64,14 @@ VaeWorkload read_vae_workload(const Fields& f) {
   return w;
 }
 
-DenoiseWorkload read_denoise_workload(const Fields& f) {
+DenoiseWorkload read_denoise_workload(const JsonFields& f) {
   DenoiseWorkload w;
   w.model = f.parsed("model", [](const std::string& s) { return parse_diffusion_model(s); });
-  const json& shape = f.raw("noise_shape");
-  if (!shape.is_array()) f.fail("noise_shape", "must be a list of integers");
-  for (const json& d : shape) {
-    if (!d.is_number_integer()) f.fail("noise_shape", "must be a list of integers");
-    w.noise_shape.push_back(d.get<std::int64_t>());
-  }
-  if (f.has("ref_latent_elements")) w.ref_latent_elements = f.raw("ref_latent_elements").get<std::vector<std::int64_t>>();
+  w.noise_shape = f.integers("noise_shape", 1, kMaxLatentDimension);
+  if (f.has("ref_latent_elements")) w.ref_latent_elements = f.integers("ref_latent_elements", 0, kMaxLatentElements);
   w.dtype = f.parsed("dtype", [](const std::string& s) { return parse_dtype(s); });
-  w.efficient_attention = f.boolean("efficient_attention", true);
-  if (f.has("model_dim")) w.model_dim = static_cast<int>(f.positive("model_dim"));
+  w.efficient_attention = f.optional_boolean("efficient_attention").value_or(true);
+  if (f.has("model_dim")) w.model_dim = static_cast<int>(f.integer("model_dim", 1, kMaxModelDim));
   if (f.has("backend")) w.backend = f.parsed("backend", [](const std::string& s) { return parse_backend(s); });
   try {
     validate(w);
@@ -159,6 +80,109 @@ DenoiseWorkload read_denoise_workload(const Fields& f) {
   }
   return w;
 }
+
+const std::vector<std::string_view> kVaeKeys = {"family", "op", "height", "width", "frames", "batch", "dtype",
+                                                "tile_size", "backend", "memory_optimization",
+                                                "vae_tile_sample_min_size"};
+const std::vector<std::string_view> kDenoiseKeys = {"model", "noise_shape", "ref_latent_elements", "dtype",
+                                                    "efficient_attention", "model_dim", "backend"};
+
+Workload read_workload(const JsonFields& stage) {
+  const JsonFields w = stage.object("workload", {"vae", "denoise"});
+  if (w.has("vae") && w.has("denoise")) w.fail("denoise", "a workload is \"vae\" or \"denoise\", not both");
+  if (w.has("vae")) return read_vae_workload(w.object("vae", kVaeKeys));
+  if (w.has("denoise")) return read_denoise_workload(w.object("denoise", kDenoiseKeys));
+  w.fail("", "must hold \"vae\" or \"denoise\"");
+}
+
+// The inline working-memory form: {"label", "provenance", "ops": [["alloc", bytes, {options}], ["free", k]]}.
+std::shared_ptr<const sim::Trace> read_working_memory(const JsonFields& f, bool allow_live) {
+  auto trace = std::make_shared<sim::Trace>();
+  sim::Provenance& p = trace->metadata.provenance;
+  if (f.has("provenance")) {
+    const JsonFields pf = f.object("provenance", {"kind", "source", "citation", "gpu", "torch_version", "command",
+                                                  "date", "notes"});
+    const std::string kind = pf.string("kind");
+    const auto parsed = sim::parse_provenance_kind(kind);
+    if (!parsed) pf.fail("kind", "unknown provenance \"" + kind + "\" (gpu-measured, published, cpu-recorded, synthetic)");
+    p.kind = *parsed;
+    p.source = pf.optional_string("source").value_or("");
+    p.citation = pf.optional_string("citation").value_or("");
+    p.gpu = pf.optional_string("gpu").value_or("");
+    p.torch_version = pf.optional_string("torch_version").value_or("");
+    p.command = pf.optional_string("command").value_or("");
+    p.date = pf.optional_string("date").value_or("");
+    p.notes = pf.optional_string("notes").value_or("");
+  } else {
+    p.kind = sim::ProvenanceKind::kSynthetic;
+  }
+  if (p.source.empty()) p.source = f.document().source();
+  trace->metadata.label = f.optional_string("label").value_or("");
+  const json& ops = f.raw("ops");
+  if (!ops.is_array()) f.fail("ops", "must be a list of [\"alloc\", bytes] / [\"free\", index] entries");
+  // Each alloc's size and whether it was freed, by alloc index: a free finds its size in O(1), so that n
+  // operations parse in O(n).
+  std::vector<std::uint64_t> sizes;
+  std::vector<bool> freed;
+  trace->events.reserve(ops.size() + ops.size() / 2);
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const json& op = ops[i];
+    if (!op.is_array() || op.size() < 2 || op.size() > 3 || !op[0].is_string()) {
+      f.fail("ops", {i}, "must be [\"alloc\", bytes, {options}] or [\"free\", alloc_index]");
+    }
+    const std::string& kind = op[0].get_ref<const std::string&>();
+    if (kind == "alloc") {
+      if (!op[1].is_number_unsigned() || op[1].get<std::uint64_t>() == 0) {
+        f.fail("ops", {i, std::size_t{1}}, "alloc needs a byte count > 0, got " + op[1].dump());
+      }
+      const std::uint64_t bytes = op[1].get<std::uint64_t>();
+      if (bytes > kMaxJsonBytes) {
+        f.fail("ops", {i, std::size_t{1}}, "alloc of " + op[1].dump() + " bytes is above 1 EiB, more than PyTorch "
+                                           "allows one request (\"Tried to allocate more than 1EB memory\")");
+      }
+      sim::TraceEvent e;
+      e.action = sim::TraceAction::kAlloc;
+      e.size = bytes;
+      e.addr = (sizes.size() + 1) * 4096;  // a handle, not a device address: replay maps it
+      if (op.size() > 2) {
+        const json& options = op[2];
+        if (!options.is_object()) f.fail("ops", {i, std::size_t{2}}, "alloc options must be an object such as {\"fallible\": true}");
+        for (const auto& [key, value] : options.items()) {
+          if (key != "fallible") f.fail("ops", {i, std::size_t{2}, key}, "unknown key" + did_you_mean(key, {"fallible"}));
+          if (!value.is_boolean()) f.fail("ops", {i, std::size_t{2}, key}, "must be true or false");
+        }
+        if (options.value("fallible", false)) e.flags = sim::kTraceFlagFallible;
+      }
+      trace->events.push_back(e);
+      sizes.push_back(bytes);
+      freed.push_back(false);
+    } else if (kind == "free") {
+      if (op.size() != 2) f.fail("ops", {i}, "free takes one argument, the index of an earlier alloc");
+      if (!op[1].is_number_unsigned() || op[1].get<std::uint64_t>() >= sizes.size()) {
+        f.fail("ops", {i, std::size_t{1}}, "free needs the index of an earlier alloc (0 to " +
+                                               std::to_string(sizes.size()) + " - 1), got " + op[1].dump());
+      }
+      const std::size_t k = op[1].get<std::size_t>();
+      if (freed[k]) f.fail("ops", {i, std::size_t{1}}, "alloc " + std::to_string(k) + " is freed twice");
+      freed[k] = true;
+      sim::TraceEvent e;
+      e.action = sim::TraceAction::kFreeRequested;
+      e.addr = (k + 1) * 4096;
+      e.size = sizes[k];
+      trace->events.push_back(e);
+      e.action = sim::TraceAction::kFreeCompleted;
+      trace->events.push_back(e);
+    } else {
+      f.fail("ops", {i, std::size_t{0}}, "unknown op \"" + kind + "\" (alloc or free)");
+    }
+  }
+  for (std::size_t k = 0; k < freed.size() && !allow_live; ++k) {
+    if (!freed[k]) f.fail("ops", "alloc " + std::to_string(k) + " is never freed: a stage must release its working memory");
+  }
+  return trace;
+}
+
+const std::vector<std::string_view> kWorkingMemoryKeys = {"label", "provenance", "ops"};
 
 json workload_to_json(const Workload& workload) {
   if (const auto* v = std::get_if<VaeWorkload>(&workload)) {
@@ -179,17 +203,19 @@ json workload_to_json(const Workload& workload) {
   return {{"denoise", j}};
 }
 
-StageKind parse_stage_kind(const Fields& f) {
+StageKind parse_stage_kind(const JsonFields& f) {
   const std::string kind = f.string("kind");
+  std::vector<std::string_view> known;
   for (StageKind k : {StageKind::kTextEncode, StageKind::kDenoise, StageKind::kVaeDecode, StageKind::kVaeEncode,
                       StageKind::kOther}) {
     if (to_string(k) == kind) return k;
+    known.push_back(to_string(k));
   }
-  f.fail("kind", "unknown stage kind \"" + kind + "\" (known: text_encode, denoise, vae_decode, vae_encode, other)");
+  f.fail("kind", "unknown stage kind \"" + kind + "\"" + did_you_mean(kind, known));
 }
 
-sim::Platform parse_platform(const Fields& f) {
-  const std::string p = f.string_or("platform", "cuda");
+sim::Platform parse_platform(const JsonFields& f) {
+  const std::string p = f.optional_string("platform").value_or("cuda");
   if (p == "cuda") return sim::Platform::kCuda;
   if (p == "rocm") return sim::Platform::kRocm;
   f.fail("platform", "must be \"cuda\" or \"rocm\", got \"" + p + "\"");
@@ -223,75 +249,8 @@ const ScenarioModel& Scenario::model(const std::string& id) const {
   throw ConfigError("scenario \"" + name + "\" has no model \"" + id + "\"");
 }
 
-std::shared_ptr<const sim::Trace> working_memory_from_json(const json& doc, const std::string& source,
-                                                           bool allow_live) {
-  const Fields f(doc, source, "working_memory");
-  auto trace = std::make_shared<sim::Trace>();
-  sim::Provenance& p = trace->metadata.provenance;
-  if (f.has("provenance")) {
-    const Fields pf = f.object("provenance");
-    const std::string kind = pf.string("kind");
-    const auto parsed = sim::parse_provenance_kind(kind);
-    if (!parsed) pf.fail("kind", "unknown provenance \"" + kind + "\" (gpu-measured, published, cpu-recorded, synthetic)");
-    p.kind = *parsed;
-    p.source = pf.string_or("source", "");
-    p.citation = pf.string_or("citation", "");
-    p.gpu = pf.string_or("gpu", "");
-    p.torch_version = pf.string_or("torch_version", "");
-    p.command = pf.string_or("command", "");
-    p.date = pf.string_or("date", "");
-    p.notes = pf.string_or("notes", "");
-  } else {
-    p.kind = sim::ProvenanceKind::kSynthetic;
-  }
-  if (p.source.empty()) p.source = source;
-  trace->metadata.label = f.string_or("label", "");
-  const json& ops = f.raw("ops");
-  if (!ops.is_array()) f.fail("ops", "must be a list of [\"alloc\", bytes] / [\"free\", index] entries");
-  std::vector<bool> freed;
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    const json& op = ops[i];
-    const std::string at = "ops[" + std::to_string(i) + "]";
-    if (!op.is_array() || op.size() < 2 || !op[0].is_string()) {
-      f.fail(at, "must be [\"alloc\", bytes, {options}] or [\"free\", alloc_index]");
-    }
-    const std::string kind = op[0].get<std::string>();
-    if (kind == "alloc") {
-      if (!op[1].is_number_unsigned() || op[1].get<std::uint64_t>() == 0) f.fail(at, "alloc needs a byte count > 0");
-      sim::TraceEvent e;
-      e.action = sim::TraceAction::kAlloc;
-      e.size = op[1].get<std::uint64_t>();
-      e.addr = (freed.size() + 1) * 4096;  // a handle, not a device address: replay maps it
-      if (op.size() > 2) {
-        if (!op[2].is_object()) f.fail(at, "alloc options must be an object such as {\"fallible\": true}");
-        if (op[2].value("fallible", false)) e.flags = sim::kTraceFlagFallible;
-      }
-      trace->events.push_back(e);
-      freed.push_back(false);
-    } else if (kind == "free") {
-      if (!op[1].is_number_unsigned() || op[1].get<std::uint64_t>() >= freed.size()) {
-        f.fail(at, "free needs the index of an earlier alloc");
-      }
-      const std::size_t k = op[1].get<std::size_t>();
-      if (freed[k]) f.fail(at, "alloc " + std::to_string(k) + " is freed twice");
-      freed[k] = true;
-      sim::TraceEvent e;
-      e.action = sim::TraceAction::kFreeRequested;
-      e.addr = (k + 1) * 4096;
-      for (const sim::TraceEvent& a : trace->events) {
-        if (a.action == sim::TraceAction::kAlloc && a.addr == e.addr) e.size = a.size;
-      }
-      trace->events.push_back(e);
-      e.action = sim::TraceAction::kFreeCompleted;
-      trace->events.push_back(e);
-    } else {
-      f.fail(at, "unknown op \"" + kind + "\" (alloc or free)");
-    }
-  }
-  for (std::size_t k = 0; k < freed.size() && !allow_live; ++k) {
-    if (!freed[k]) f.fail("ops", "alloc " + std::to_string(k) + " is never freed: a stage must release its working memory");
-  }
-  return trace;
+std::shared_ptr<const sim::Trace> working_memory_from_document(const JsonDocument& doc, bool allow_live) {
+  return read_working_memory(JsonFields(doc, {"working_memory", false, false}, kWorkingMemoryKeys), allow_live);
 }
 
 json working_memory_to_json(const sim::Trace& trace) {
@@ -325,30 +284,36 @@ json working_memory_to_json(const sim::Trace& trace) {
 }
 
 Scenario Scenario::from_json(const json& doc, const std::string& source, const std::filesystem::path& root) {
-  const Fields f(doc, source, "scenario");
+  return from_document(JsonDocument::from_value(doc, source), root);
+}
+
+Scenario Scenario::from_document(const JsonDocument& doc, const std::filesystem::path& root) {
+  const JsonFields f(doc, scenario_naming(),
+                     {"format", "name", "description", "facts", "finding", "device", "allocator", "models",
+                      "initially_resident", "prior_history", "calls", "pcie_gbps", "stages", "policy_settings"});
   const std::string format = f.string("format");
   if (format != "offsim-scenario/1") f.fail("format", "unsupported \"" + format + "\" (expected offsim-scenario/1)");
   Scenario s;
-  s.source = source;
+  s.source = doc.source();
   s.name = f.string("name");
-  s.description = f.string_or("description", "");
-  s.facts = f.strings("facts");
+  s.description = f.optional_string("description").value_or("");
+  if (f.has("facts")) s.facts = f.strings("facts");
 
-  const Fields d = f.object("device");
+  const JsonFields d = f.object("device", {"name", "platform", "total", "total_global_mem", "context", "other_processes"});
   s.device.name = d.string("name");
   s.device.platform = parse_platform(d);
-  s.device.total_bytes = d.bytes("total");
+  s.device.total_bytes = d.bytes("total", /*strings_allowed=*/true);
   if (s.device.total_bytes == 0) d.fail("total", "must be > 0");
-  s.device.total_global_mem = d.bytes_or("total_global_mem", 0);
-  s.device.context_bytes = d.bytes_or("context", 0);
-  s.device.other_process_bytes = d.bytes_or("other_processes", 0);
+  if (d.has("total_global_mem")) s.device.total_global_mem = d.bytes("total_global_mem", true);
+  if (d.has("context")) s.device.context_bytes = d.bytes("context", true);
+  if (d.has("other_processes")) s.device.other_process_bytes = d.bytes("other_processes", true);
   if (s.device.context_bytes + s.device.other_process_bytes >= s.device.total_bytes) {
     d.fail("context", "context + other_processes leave nothing of the device's total");
   }
 
   if (f.has("allocator")) {
-    const Fields a = f.object("allocator");
-    s.alloc_conf = a.string_or("conf", "");
+    const JsonFields a = f.object("allocator", {"conf", "torch"});
+    s.alloc_conf = a.optional_string("conf").value_or("");
     if (a.has("torch")) {
       s.torch = a.parsed("torch", [](const std::string& v) { return &sim::VersionProfile::by_name(v); });
     }
@@ -358,9 +323,9 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
       a.fail("conf", e.what());
     }
   }
-  if (f.has("calls")) s.calls = static_cast<int>(f.positive("calls"));
+  if (f.has("calls")) s.calls = static_cast<int>(f.integer("calls", 1, kMaxCalls));
   if (f.has("pcie_gbps")) {
-    const double gbps = f.number("pcie_gbps");
+    const double gbps = f.number("pcie_gbps", 0, 1e6);
     if (!(gbps > 0)) f.fail("pcie_gbps", "must be > 0");
     s.pcie_bytes_per_second = gbps * 1e9;
   }
@@ -368,7 +333,7 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
   const json& models = f.raw("models");
   if (!models.is_array() || models.empty()) f.fail("models", "must be a non-empty list");
   for (std::size_t i = 0; i < models.size(); ++i) {
-    const Fields m(models[i], source, "scenario.models[" + std::to_string(i) + "]");
+    const JsonFields m = f.element("models", i, {"id", "manifest"});
     ScenarioModel model;
     model.id = m.string("id");
     model.manifest_path = m.string("manifest");
@@ -383,32 +348,33 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
     }
     s.models.push_back(std::move(model));
   }
-  auto known_model = [&](const Fields& where, const char* key, const std::string& id) {
-    for (const ScenarioModel& m : s.models) {
-      if (m.id == id) return;
+  std::vector<std::string_view> model_ids;
+  for (const ScenarioModel& m : s.models) model_ids.push_back(m.id);
+  auto known_models = [&](const JsonFields& where, const char* key, const std::vector<std::string>& ids) {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (std::find(model_ids.begin(), model_ids.end(), ids[i]) == model_ids.end()) {
+        where.fail(key, {i}, "names model \"" + ids[i] + "\", which is not in scenario.models" + did_you_mean(ids[i], model_ids));
+      }
     }
-    where.fail(key, "names model \"" + id + "\", which is not in scenario.models");
   };
-  s.initially_resident = f.strings("initially_resident");
-  for (const std::string& id : s.initially_resident) known_model(f, "initially_resident", id);
+  if (f.has("initially_resident")) s.initially_resident = f.strings("initially_resident");
+  known_models(f, "initially_resident", s.initially_resident);
 
   const json& stages = f.raw("stages");
   if (!stages.is_array() || stages.empty()) f.fail("stages", "must be a non-empty list");
+  std::uint64_t steps_per_call = 0;
   for (std::size_t i = 0; i < stages.size(); ++i) {
-    const Fields st(stages[i], source, "scenario.stages[" + std::to_string(i) + "]");
+    const JsonFields st = f.element("stages", i, {"name", "kind", "models", "steps", "workload", "estimator",
+                                                  "working_memory", "first_run_outside_allocator"});
     Stage stage;
     stage.name = st.string("name");
     stage.kind = parse_stage_kind(st);
     stage.models = st.strings("models");
     if (stage.models.empty()) st.fail("models", "a stage runs at least one model");
-    for (const std::string& id : stage.models) known_model(st, "models", id);
-    if (st.has("steps")) stage.steps = static_cast<int>(st.positive("steps"));
-    if (st.has("workload")) {
-      const Fields w = st.object("workload");
-      if (w.has("vae")) stage.workload = read_vae_workload(w.object("vae"));
-      else if (w.has("denoise")) stage.workload = read_denoise_workload(w.object("denoise"));
-      else w.fail("", "must hold \"vae\" or \"denoise\"");
-    }
+    known_models(st, "models", stage.models);
+    if (st.has("steps")) stage.steps = static_cast<int>(st.integer("steps", 1, kMaxSteps));
+    steps_per_call += static_cast<std::uint64_t>(stage.steps);
+    if (st.has("workload")) stage.workload = read_workload(st);
     if (st.has("estimator")) {
       stage.estimator = st.string("estimator");
       try {
@@ -430,41 +396,58 @@ Scenario Scenario::from_json(const json& doc, const std::string& source, const s
         }
       } else {
         memory.source = "inline";
-        memory.trace = working_memory_from_json(wm, source);
+        memory.trace = read_working_memory(st.object("working_memory", kWorkingMemoryKeys), /*allow_live=*/false);
       }
       stage.working_memory = std::move(memory);
     }
     if (st.has("first_run_outside_allocator")) {
-      const Fields outside = st.object("first_run_outside_allocator");
-      stage.first_run_outside_allocator = Stage::OutsideAllocator{outside.string("label"), outside.bytes("bytes")};
+      const JsonFields outside = st.object("first_run_outside_allocator", {"label", "bytes"});
+      stage.first_run_outside_allocator = Stage::OutsideAllocator{outside.string("label"), outside.bytes("bytes", true)};
       if (stage.first_run_outside_allocator->bytes == 0) outside.fail("bytes", "must be > 0");
     }
     s.stages.push_back(std::move(stage));
   }
+  // What one run holds grows with the stage steps it runs (a record each) and the allocator calls of their
+  // working memory (a timeline point each): refuse up front what would exhaust memory minutes later.
+  const std::uint64_t stage_runs = static_cast<std::uint64_t>(s.calls) * steps_per_call;
+  if (stage_runs > kMaxStageRuns) {
+    f.fail(f.has("calls") ? "calls" : "stages", "calls x the stages' steps = " + std::to_string(stage_runs) +
+                                                    " stage steps in one run, more than the " + std::to_string(kMaxStageRuns) +
+                                                    " a run may hold");
+  }
+  std::uint64_t events = 0;
+  for (const Stage& st : s.stages) {
+    if (st.working_memory) events += static_cast<std::uint64_t>(st.steps) * st.working_memory->trace->events.size();
+  }
+  events *= static_cast<std::uint64_t>(s.calls);
+  if (events > kMaxRunEvents) {
+    f.fail(f.has("calls") ? "calls" : "stages", "the working memory replays " + std::to_string(events) +
+                                                    " allocator events in one run (calls x steps x events), more than the " +
+                                                    std::to_string(kMaxRunEvents) + " a run may hold");
+  }
   if (f.has("prior_history")) {
     WorkingMemory prior;
     prior.source = "inline";
-    prior.trace = working_memory_from_json(f.raw("prior_history"), source, /*allow_live=*/true);
+    prior.trace = read_working_memory(f.object("prior_history", kWorkingMemoryKeys), /*allow_live=*/true);
     s.prior_history = std::move(prior);
   }
   if (f.has("policy_settings")) {
-    if (!f.raw("policy_settings").is_object()) f.fail("policy_settings", "must be an object keyed by policy family");
-    s.policy_settings = f.raw("policy_settings");
+    const JsonFields settings = f.object("policy_settings", {});
+    validate_policy_settings(settings);
+    s.policy_settings = settings.value();
   }
-  if (f.has("finding")) s.finding = read_finding(f.object("finding"));
+  if (f.has("finding")) s.finding = read_finding(f.object("finding", {"policy", "property", "aspect", "also", "seed"}));
   return s;
 }
 
 Scenario Scenario::load(const std::filesystem::path& path, const std::filesystem::path& root) {
-  std::ifstream in(path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw ParseError(path.string(), 0, "cannot open scenario file (not a file)");
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw ParseError(path.string(), 0, "cannot open scenario file");
-  json doc;
-  try {
-    doc = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw ParseError(path.string(), e.byte, std::string("not valid JSON: ") + e.what());
-  }
-  return from_json(doc, path.string(), root);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw ParseError(path.string(), 0, "read error");
+  return from_document(JsonDocument::parse(std::move(text), path.string()), root);
 }
 
 json Scenario::to_json() const {

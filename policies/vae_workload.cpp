@@ -108,6 +108,18 @@ void validate(const VaeWorkload& w) {
   }
   if (w.batch <= 0) throw ConfigError(where + ": batch must be > 0");
   if (w.frames <= 0) throw ConfigError(where + ": frames must be > 0");
+  for (const int d : {w.pixel_height, w.pixel_width, w.frames, w.batch, w.tile_size.value_or(0),
+                      w.vae_tile_sample_min_size.value_or(0)}) {
+    if (d > kMaxVaeDimension) {
+      throw ConfigError(where + ": sizes above " + std::to_string(kMaxVaeDimension) + " are no VAE workload");
+    }
+  }
+  const std::uint64_t samples = static_cast<std::uint64_t>(w.pixel_height) * static_cast<std::uint64_t>(w.pixel_width) *
+                                static_cast<std::uint64_t>(w.frames) * static_cast<std::uint64_t>(w.batch);
+  if (samples > kMaxVaeSamples) {
+    throw ConfigError(where + ": height x width x frames x batch = " + std::to_string(samples) + " is above 2^34 (" +
+                      std::to_string(kMaxVaeSamples) + "), beyond any VAE workload");
+  }
   const auto& f = info(w.family);
   if (f.temporal == 1 && w.frames != 1) {
     throw ConfigError(where + ": " + std::string(f.name) + " is an image VAE; frames must be 1");

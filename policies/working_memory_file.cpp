@@ -1,4 +1,5 @@
 #include <fstream>
+#include <iterator>
 
 #include "offsim/policies/scenario.hpp"
 #include "offsim/sim/errors.hpp"
@@ -7,19 +8,15 @@
 namespace offsim::policies {
 
 std::shared_ptr<const sim::Trace> load_working_memory_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw ParseError(path.string(), 0, "cannot open working-memory trace");
   // A recorded trace (snapshot pickle, .otrace) is read as such; JSON is either a snapshot or the inline
   // working-memory form ({"ops": ...}).
   const sim::TraceFormat format = sim::detect_trace_format(path);
   if (format != sim::TraceFormat::kSnapshotJson) return std::make_shared<const sim::Trace>(sim::read_trace(path));
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ParseError(path.string(), e.byte, std::string("not a JSON working-memory file: ") + e.what());
-  }
-  if (doc.is_object() && doc.contains("ops")) return working_memory_from_json(doc, path.string());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const JsonDocument doc = JsonDocument::parse(std::move(text), path.string());
+  if (doc.root().is_object() && doc.root().contains("ops")) return working_memory_from_document(doc);
   return std::make_shared<const sim::Trace>(sim::read_trace(path));
 }
 

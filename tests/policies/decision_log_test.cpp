@@ -117,7 +117,9 @@ void expect_error(const std::string& input, std::size_t line, const std::string&
     EXPECT_EQ(e.source(), "log.jsonl");
     EXPECT_EQ(e.offset(), line) << e.what();
     const std::string message = e.what();
-    EXPECT_NE(message.find("log.jsonl:" + std::to_string(line) + ": "), std::string::npos) << message;
+    // FILE:LINE: for the whole log, FILE:LINE:COLUMN: for a field of a line.
+    const std::string at = "log.jsonl:" + std::to_string(line) + ":";
+    EXPECT_EQ(message.rfind(at + (e.column() > 0 ? std::to_string(e.column()) + ": " : " "), 0), 0u) << message;
     if (!field.empty()) {
       EXPECT_NE(message.find("field \"" + field + "\""), std::string::npos) << message;
     }
@@ -173,7 +175,7 @@ TEST(DecisionLogReader, BlankLinesAreSkippedAndLineNumbersCountThem) {
 
 TEST(DecisionLogReader, RefusesWhatIsNotALog) {
   expect_error("", 0, "", "no header line");
-  expect_error("{\"schema\": \"offsim-decision/1\", \"record\": \"header\"\n", 1, "", "not a JSON line");
+  expect_error("{\"schema\": \"offsim-decision/1\", \"record\": \"header\"\n", 1, "", "not valid JSON");
   expect_error(text({decision(0, 1, 1)}), 1, "record", "first line must be the header");
   json other = header();
   other["schema"] = "offsim-decision/2";
@@ -246,7 +248,7 @@ TEST(DecisionLogReader, NamesTheStageFieldThatIsWrong) {
   s["workload"]["vae"]["width"] = 1250;  // not a whole latent
   expect_error(text({header(), d, s}), 3, "workload.vae");
   s = stage(1, {7});
-  expect_error(text({header(), d, s}), 3, "decisions", "no earlier line");
+  expect_error(text({header(), d, s}), 3, "decisions[0]", "no earlier line");
   s = stage(1, {0});
   s["memory"]["before"] = memory(20 * GiB, 10 * GiB, 9 * GiB);
   s["memory"]["peak_reserved_bytes"] = 9 * GiB;
@@ -259,9 +261,9 @@ TEST(DecisionLogReader, NamesTheStageFieldThatIsWrong) {
   expect_error(text({header(), d, s}), 3, "outcome.oom", "completed is true");
   s = stage(1, {0});
   s["stage"]["step"] = 1;
-  expect_error(text({header(), d, s}), 3, "decisions", "was made for stage \"decode\" (call 1, step 1)");
+  expect_error(text({header(), d, s}), 3, "decisions[0]", "was made for stage \"decode\" (call 1, step 1)");
   json s2 = stage(2, {0});
-  expect_error(text({header(), d, stage(1, {0}), s2}), 4, "decisions", "belongs to another stage line");
+  expect_error(text({header(), d, stage(1, {0}), s2}), 4, "decisions[0]", "belongs to another stage line");
   s = stage(0, {});
   expect_error(text({header(), d, s}), 3, "seq", "does not follow");
   s = stage(1, {0});
@@ -269,6 +271,47 @@ TEST(DecisionLogReader, NamesTheStageFieldThatIsWrong) {
   json h = header();
   h["device"]["backend"] = nullptr;
   expect_error(text({h, d, s}), 3, "workload.vae.backend", "header names no device backend");
+}
+
+TEST(DecisionLogReader, RefusesUnknownKeysNamingTheNearestKnownOne) {
+  // A misspelt optional key was ignored: "oomm" hid a failed weight load from P3.
+  json d = decision(0, 3 * GiB, 1);
+  d["oomm"] = {{"message", "CUDA out of memory"}, {"requested_bytes", nullptr}};
+  expect_error(text({header(), d}), 2, "oomm", "unknown key (did you mean \"oom\"?)");
+  json s = stage(1, {0});
+  s["outcome"]["handled_oom"] = 1;
+  expect_error(text({header(), decision(0, 3 * GiB, 1), s}), 3, "outcome.handled_oom",
+               "unknown key (did you mean \"handled_ooms\"?)");
+  json h = header();
+  h["device"]["totl_bytes"] = 1;
+  expect_error(text({h}), 1, "device.totl_bytes", "did you mean \"total_bytes\"");
+  // Free-form objects stay free-form.
+  h = header();
+  h["source"] = {{"generator", "from_eval"}, {"anything", {1, 2}}};
+  h["shim"] = {{"name", "offsim_decisions"}, {"version", "1.0.0"}, {"extra", true}};
+  EXPECT_NO_THROW((void)parse({h}));
+}
+
+TEST(DecisionLogReader, NamesTheLineAndColumnOfNumbersItCannotHold) {
+  // 1e999 ended in "internal error: [json.exception.out_of_range.406]".
+  const std::string line2 = R"({"schema": "offsim-decision/1", "record": "decision", "seq": 1e999})";
+  expect_error(header().dump() + "\n" + line2 + "\n", 2, "", "not valid JSON: number overflow parsing '1e999'");
+  std::istringstream in(header().dump() + "\n" + line2 + "\n");
+  try {
+    (void)parse_decision_log(in, "log.jsonl");
+  } catch (const ParseError& e) {
+    EXPECT_GT(e.column(), line2.find("1e999")) << e.what();  // at the number (1-based column)
+    EXPECT_LE(e.column(), line2.find("1e999") + 6) << e.what();
+  }
+  json d = decision(4294967297, 3 * GiB, 1);
+  d["stage"]["call"] = 4294967297;  // 2^32 + 1 would wrap to call 1 in an int
+  expect_error(text({header(), d}), 2, "stage.call", "must be an integer from 0 to 9999, got 4294967297");
+  const std::string duplicate = R"({"schema": "offsim-decision/1", "record": "decision", "seq": 1, "seq": 2})";
+  expect_error(header().dump() + "\n" + duplicate + "\n", 2, "", "duplicate key \"seq\"");
+  json s = stage(1, {0});
+  s["workload"]["vae"]["height"] = 4294967808;  // 2^32 + 512
+  expect_error(text({header(), decision(0, 3 * GiB, 1), s}), 3, "workload.vae.height",
+               "must be an integer from 1 to 65536, got 4294967808");
 }
 
 TEST(DecisionLogReader, ReadsAFileAndNamesIt) {

@@ -37,6 +37,13 @@ enum class DiffusionModel {
   hunyuan_image21,  // HunyuanImage21
 };
 
+/// Bounds a workload read from a file must respect (validate() checks them): a latent dimension up to
+/// 2^20, at most 2^34 latent elements in noise_shape (a 2048^2 FLUX latent is 2^20) or in one reference
+/// entry, so that the memory formulas (products of the shape with small constants) stay exact in 64 bits.
+inline constexpr std::int64_t kMaxLatentDimension = std::int64_t{1} << 20;
+inline constexpr std::int64_t kMaxLatentElements = std::int64_t{1} << 34;
+inline constexpr int kMaxModelDim = 65536;
+
 struct DenoiseWorkload {
   DiffusionModel model = DiffusionModel::flux;
   /// The latent noise shape of one sampling call: (B, C, H, W) or (B, C, T, H, W).

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "offsim/policies/estimator.hpp"
+#include "offsim/policies/json_document.hpp"
 #include "offsim/policies/model_manifest.hpp"
 #include "offsim/sim/device.hpp"
 #include "offsim/sim/trace.hpp"
@@ -67,6 +68,14 @@ struct ScenarioFinding {
   std::optional<std::uint64_t> seed;  // the search that found it (counterexamples)
 };
 
+/// What one run may hold, checked when a scenario is read: a run keeps a record per stage step and a
+/// timeline point per allocator call, so a scenario beyond these is refused up front instead of ending in
+/// bad_alloc minutes later. Real pipelines run a few calls of at most ~100 denoise steps.
+inline constexpr int kMaxCalls = 10000;
+inline constexpr int kMaxSteps = 10000;
+inline constexpr std::uint64_t kMaxStageRuns = 100000;        // calls x the sum of the stages' steps
+inline constexpr std::uint64_t kMaxRunEvents = 20000000;      // calls x steps x working-memory trace events
+
 struct Scenario {
   std::string name;
   std::string description;
@@ -96,18 +105,19 @@ struct Scenario {
   /// by default: scenarios are run from a checkout). Throws ParseError naming the file and the field.
   static Scenario load(const std::filesystem::path& path, const std::filesystem::path& root);
   static Scenario from_json(const nlohmann::json& doc, const std::string& source, const std::filesystem::path& root);
+  static Scenario from_document(const JsonDocument& doc, const std::filesystem::path& root);
   /// The scenario as JSON that load() reads back (inline working memory included): what properties print
   /// as counterexamples.
   nlohmann::json to_json() const;
 };
 
 /// Reads a stage's working-memory trace: offsim's own format, a snapshot pickle or JSON, or the inline
-/// form {"provenance": {...}, "allocs": [[bytes, free_at], ...]} (docs/scenario_format.md).
+/// form {"provenance": {...}, "ops": [["alloc", bytes], ["free", index], ...]} (docs/scenario_format.md).
 std::shared_ptr<const sim::Trace> load_working_memory_file(const std::filesystem::path& path);
-/// Builds a trace from the inline form. Throws ParseError naming `source` and the entry. A stage must free
-/// everything it allocates; a prior history (`allow_live`) may leave allocations live.
-std::shared_ptr<const sim::Trace> working_memory_from_json(const nlohmann::json& doc, const std::string& source,
-                                                           bool allow_live = false);
+/// Builds a trace from the inline form (a whole working-memory file). Throws ParseError naming the file,
+/// line, column and entry. A stage must free everything it allocates; a prior history (`allow_live`) may
+/// leave allocations live.
+std::shared_ptr<const sim::Trace> working_memory_from_document(const JsonDocument& doc, bool allow_live = false);
 nlohmann::json working_memory_to_json(const sim::Trace& trace);
 
 }  // namespace offsim::policies

@@ -4,6 +4,7 @@
 // its model cache.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -39,6 +40,13 @@ enum class VaeOp { encode, decode };
 /// Where the stage runs. InvokeAI's Qwen-Image estimator branches on `torch.version.hip` (rocm vs the
 /// rest); ComfyUI's later AutoencoderKL estimate branches on is_amd().
 enum class Backend { cuda, rocm, xpu, mps };
+
+/// Bounds a workload read from a file must respect (validate() checks them). A side of 65536 pixels and
+/// 2^34 pixel-samples (height x width x frames x batch: a 16384^2 image is 2^28, an 81-frame 1280x720 video
+/// 2^26) are far beyond any decode; estimators multiply the product by constants below 2^30, so every
+/// estimate stays exact in 64 bits.
+inline constexpr int kMaxVaeDimension = 65536;  // height, width, frames, batch, tile sizes
+inline constexpr std::uint64_t kMaxVaeSamples = std::uint64_t{1} << 34;
 
 struct VaeWorkload {
   VaeFamily family = VaeFamily::sdxl;

@@ -46,19 +46,28 @@ class InvariantViolation : public Error {
 };
 
 /// Malformed input file. `source` is the file (or "<string>"), `offset` the byte offset or record
-/// index where reading stopped, `expected` what the reader wanted there.
+/// index where reading stopped (a line for text formats, then with the 1-based column: "FILE:LINE:COLUMN"),
+/// `expected` what the reader wanted there.
 class ParseError : public Error {
  public:
   ParseError(std::string source, std::uint64_t offset, const std::string& what_was_wrong)
       : Error(source + ":" + std::to_string(offset) + ": " + what_was_wrong),
         source_(std::move(source)),
         offset_(offset) {}
+  ParseError(std::string source, std::uint64_t line, std::uint64_t column, const std::string& what_was_wrong)
+      : Error(source + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + what_was_wrong),
+        source_(std::move(source)),
+        offset_(line),
+        column_(column) {}
   const std::string& source() const noexcept { return source_; }
   std::uint64_t offset() const noexcept { return offset_; }
+  /// 0 when the position is a byte offset or a record index.
+  std::uint64_t column() const noexcept { return column_; }
 
  private:
   std::string source_;
   std::uint64_t offset_;
+  std::uint64_t column_ = 0;
 };
 
 }  // namespace offsim
