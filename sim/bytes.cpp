@@ -1,6 +1,8 @@
 #include "offsim/sim/bytes.hpp"
 
 #include <cctype>
+#include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -62,10 +64,16 @@ std::uint64_t parse_bytes(std::string_view text, std::string_view what) {
   else if (unit == "TB") scale = 1e12;
   else fail("unknown unit");
 
-  if (!seen_dot && scale == 1) return std::stoull(number);
-  const double value = std::stod(number) * scale;
-  if (!(value < 1.8e19)) fail("too large");
-  return static_cast<std::uint64_t>(std::llround(value));
+  if (!seen_dot && scale == 1) {
+    std::uint64_t exact = 0;
+    const auto [end, error] = std::from_chars(number.data(), number.data() + number.size(), exact);
+    if (error != std::errc() || end != number.data() + number.size()) fail("too large: above 2^64 - 1 bytes");
+    return exact;
+  }
+  // strtod, not stod: a number too large for a double is HUGE_VAL here, not a std::out_of_range.
+  const double value = std::strtod(number.c_str(), nullptr) * scale;
+  if (!(value < 1.8e19)) fail("too large: above 2^64 - 1 bytes");
+  return static_cast<std::uint64_t>(std::round(value));
 }
 
 }  // namespace offsim

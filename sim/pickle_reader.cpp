@@ -314,11 +314,14 @@ std::string Unpickler::read_utf8(std::uint64_t length) {
 }
 
 PickleValue Unpickler::read_long(std::uint64_t length) {
+  // The declared length is checked against the bytes left before anything is allocated for it: a
+  // corrupt LONG4 length of 2^31 - 1 must not cost 2 GiB.
+  if (length > in_.remaining()) {
+    fail("LONG of " + std::to_string(length) + " bytes runs past the end of the file (" +
+         std::to_string(in_.remaining()) + " bytes left)");
+  }
   PickleBigInt value;
   value.twos_complement.resize(static_cast<std::size_t>(length));
-  if (length > in_.remaining()) {
-    fail("LONG of " + std::to_string(length) + " bytes runs past the end of the file");
-  }
   in_.read(value.twos_complement.data(), value.twos_complement.size(), "LONG bytes");
   if (value.twos_complement.empty()) return PickleValue::integer(0);
   return PickleValue::big_integer(std::move(value));

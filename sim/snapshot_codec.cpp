@@ -238,12 +238,20 @@ std::optional<TraceEvent> decode_trace_entry(const PickleValue& value, const Dec
     event.addr = require_uint(dict, "addr", place);
   }
   event.size = require_uint(dict, "size", place);
+  if (event.action == TraceAction::kAlloc && event.size >= kMaxTraceRequest) {
+    place.at("size").fail("an alloc of " + std::to_string(event.size) + " bytes is 1 EiB or more, which PyTorch refuses "
+                          "before recording it (\"Tried to allocate more than 1EB memory\")");
+  }
   if (const PickleValue* stream = dict.find("stream")) {
     event.stream = uint_of(*stream, place.at("stream"));
   } else {
     ++notes.entries_without_stream;
   }
   if (const PickleValue* time = dict.find("time_us"); time != nullptr && !time->is_none()) {
+    if (time->kind() == Kind::kBigInt) {
+      place.at("time_us").fail("expected microseconds in int64's range (below 2^63), found " +
+                               time->as_big_int().to_decimal());
+    }
     if (time->kind() != Kind::kInt) place.at("time_us").fail("expected an int, found " + found(*time));
     event.time_us = time->as_int();
   } else {

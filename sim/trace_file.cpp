@@ -316,6 +316,10 @@ bool TraceReader::next(TraceEvent& event) {
   ++position;
   previous_addr_ += static_cast<std::uint64_t>(unzigzag(varint("address delta")));
   const std::uint64_t size_value = varint("size");
+  if (action == static_cast<std::uint8_t>(TraceAction::kAlloc) && size_value >= kMaxTraceRequest) [[unlikely]] {
+    fail_in_chunk("event " + std::to_string(events_read_) + ": an alloc of " + std::to_string(size_value) + " bytes is 1 EiB or more, which PyTorch refuses before "
+                  "recording it (\"Tried to allocate more than 1EB memory\")");
+  }
   previous_time_ = static_cast<std::int64_t>(static_cast<std::uint64_t>(previous_time_) +
                                              static_cast<std::uint64_t>(unzigzag(varint("time delta"))));
   if ((head & kStreamChangedBit) != 0) previous_stream_ = varint("stream");

@@ -2,6 +2,8 @@
 // TorchScript's pickler emit for plain data, and rejection of everything else with file + offset.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <string>
 
 #include "offsim/sim/errors.hpp"
@@ -107,6 +109,19 @@ TEST(PickleReader, RejectsTruncationAndTrailingBytes) {
   expect_error(bytes({0x80, 4, 0x8c, 10, 'a', 'b'}), 4, "runs past the end");
   expect_error(bytes({0x80, 4, 'N', '.', 'N'}), 4, "follow the pickle's STOP");
   expect_error(bytes({0x80, 4, 0x95, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 'N', '.'}), 2, "FRAME");
+}
+
+TEST(PickleReader, ADeclaredLengthIsCheckedBeforeAnythingIsAllocated) {
+  // 8 bytes: PROTO 4, LONG4 of 2^31 - 1 bytes, POP. The reader once resized its buffer to the declared
+  // length before checking the bytes left: 2.25 GB for an 8-byte file. Nothing may be allocated for it.
+  const std::string bomb = bytes({0x80, 4, 0x8b, 0xff, 0xff, 0xff, 0x7f, '0'});
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  expect_error(bomb, 2, "LONG of 2147483647 bytes runs past the end of the file (1 bytes left)");
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  // ru_maxrss is the peak resident size in KiB: zero-filling 2 GiB would raise it by about that much.
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "KiB of peak resident memory added";
 }
 
 TEST(PickleReader, RejectsBadMemoAndStack) {

@@ -366,6 +366,23 @@ TEST(SnapshotPickle, MalformedDocumentsNameThePath) {
   expect(R"({"segments": [)", "invalid JSON");
 }
 
+TEST(SnapshotPickle, TimesAndSizesOutOfRangeAreNamedAsSuch) {
+  auto expect = [](const std::string& json, const std::string& needle) {
+    try {
+      read_snapshot_json_bytes(json, "bad.json");
+      FAIL() << "expected a ParseError for " << json;
+    } catch (const ParseError& error) {
+      EXPECT_NE(std::string(error.what()).find(needle), std::string::npos) << error.what();
+    }
+  };
+  // 2^63 is a big int: "expected an int, found int" said nothing.
+  expect(R"({"segments": [], "device_traces": [[{"action": "alloc", "addr": 4096, "size": 512, "time_us": 9223372036854775808}]]})",
+         "time_us: expected microseconds in int64's range (below 2^63), found 9223372036854775808");
+  // PyTorch refuses such a request before recording it; the replay stopped on it naming no file or entry.
+  expect(R"({"segments": [], "device_traces": [[{"action": "alloc", "addr": 4096, "size": 2305843009213693952}]]})",
+         "device_traces[?][0].size: an alloc of 2305843009213693952 bytes is 1 EiB or more");
+}
+
 TEST(SnapshotPickle, TracesWithoutSegmentInformationAreNotRewound) {
   // A CPU-recorded trace has allocations but no segments: its starting state is unknown, not empty.
   Trace trace;

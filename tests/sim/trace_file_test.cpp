@@ -158,5 +158,36 @@ TEST_F(TraceFileTest, HeaderProblemsAreNamed) {
   expect(file, kInsideJson, "metadata.provenance.kind: unknown provenance \"invented\"");
 }
 
+TEST_F(TraceFileTest, AnAllocOfOneExbibyteIsRefusedNamingTheEvent) {
+  // PyTorch refuses such a request before recording it; a replay stopped on "Tried to allocate more than
+  // 1EB memory" without naming the file or the event.
+  const std::filesystem::path path = directory_ / "huge.otrace";
+  {
+    TraceWriter writer(path, TraceMetadata{}, {});
+    TraceEvent small;
+    small.action = TraceAction::kAlloc;
+    small.addr = 4096;
+    small.size = 512;
+    writer.append(small);
+    TraceEvent huge = small;
+    huge.addr = 8192;
+    huge.size = std::uint64_t{1} << 60;
+    writer.append(huge);
+    writer.finish();
+  }
+  TraceReader reader(path);
+  TraceEvent event;
+  ASSERT_TRUE(reader.next(event));
+  try {
+    (void)reader.next(event);
+    FAIL() << "expected a ParseError";
+  } catch (const ParseError& error) {
+    EXPECT_EQ(error.source(), path.string());
+    EXPECT_NE(std::string(error.what()).find("event 1: an alloc of 1152921504606846976 bytes is 1 EiB or more"),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace offsim::sim

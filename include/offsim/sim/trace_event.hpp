@@ -7,6 +7,11 @@
 
 namespace offsim::sim {
 
+/// PyTorch refuses a request of 1 EiB or more before any bookkeeping (CUDACachingAllocator.cpp, "Tried to
+/// allocate more than 1EB memory"), so no recorded trace holds one: trace readers refuse such an alloc
+/// with the file and the entry instead of letting a replay stop on it.
+inline constexpr std::uint64_t kMaxTraceRequest = std::uint64_t{1} << 60;
+
 /// Raw CUDA stream handle as PyTorch records it; 0 is the default stream.
 using StreamId = std::uint64_t;
 
