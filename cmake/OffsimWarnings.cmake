@@ -15,8 +15,11 @@ if(OFFSIM_SANITIZE)
   # GCC's -Wmaybe-uninitialized reports false positives on instrumented code (its manual says the warning
   # depends on optimization; sanitizers change the optimized code), e.g. on std::optional<std::string>.
   target_compile_options(offsim_build_options INTERFACE -fsanitize=${OFFSIM_SANITIZE} -fno-omit-frame-pointer
-                                                        -fno-sanitize-recover=all -Wno-maybe-uninitialized)
+                                                        -fno-sanitize-recover=all)
   target_link_options(offsim_build_options INTERFACE -fsanitize=${OFFSIM_SANITIZE})
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(offsim_build_options INTERFACE -Wno-maybe-uninitialized)
+  endif()
 endif()
 
 # offsim_add_library(name SOURCES...) : a library whose public headers live in include/offsim/<module>/.

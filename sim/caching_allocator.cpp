@@ -111,8 +111,10 @@ struct BlockPool {
   /// Every free block in comparator order: f(stream, entry).
   template <typename F>
   void for_each(F&& f) const {
-    for (const auto& [stream, index] : streams) {
-      index->for_each([&](const FreeBlockIndex::Entry& e) { f(stream, e); });
+    // Not a structured binding: clang before 16 (the fuzz build) cannot capture one in a lambda.
+    for (const auto& per_stream : streams) {
+      const auto& stream = per_stream.first;
+      per_stream.second->for_each([&](const FreeBlockIndex::Entry& e) { f(stream, e); });
     }
   }
 };
@@ -234,7 +236,11 @@ struct CachingAllocator::State {
     } else if (trace != nullptr) {
       // Passing the fields one by one: a whole TraceEvent temporary passed by reference was written with
       // 8-byte stores and read back with 16-byte loads, a store-forwarding stall.
+#if defined(__cpp_aggregate_paren_init)
       trace->emplace_back(addr, size, stream, time_us, action, kTraceFlagNone);
+#else  // clang before 16 (the fuzz build) has no parenthesized aggregate initialization
+      trace->push_back(TraceEvent{addr, size, stream, time_us, action, kTraceFlagNone});
+#endif
     }
   }
 

@@ -18,7 +18,6 @@ constexpr std::uint8_t kActionMask = 0x0F;
 constexpr std::uint8_t kStreamChangedBit = 0x10;
 constexpr std::uint8_t kFallibleBit = 0x20;
 constexpr std::uint8_t kReservedBits = 0xC0;
-constexpr std::size_t kHeaderFixedBytes = 16;       // magic, version, JSON length
 constexpr std::size_t kMinEncodedEvent = 4;         // head byte + three one-byte varints
 constexpr std::uint32_t kMaxChunkPayload = 64U << 20U;  // a reader's bound; the writer stays near 1 MiB
 constexpr std::uint32_t kMaxJsonBytes = 1U << 30U;
