@@ -109,7 +109,15 @@ int run(const ReplayCliOptions& o) {
   if (o.alloc_conf_set) options.alloc_conf = o.alloc_conf;
   options.profile = from_command_line([&] { return &VersionProfile::by_name(o.torch); });
   if (o.alloc_conf_set) from_command_line([&] { (void)AllocatorConfig::parse(o.alloc_conf, *options.profile); });
-  if (!o.capacity.empty()) options.capacity = from_command_line([&] { return parse_bytes(o.capacity, "--capacity"); });
+  if (!o.capacity.empty()) {
+    options.capacity = from_command_line([&] { return parse_bytes(o.capacity, "--capacity"); });
+    // 0 would read as "not given" (the recorded total, else 1 TiB); above 1 EiB is no device, and the
+    // device arithmetic would leave 64 bits.
+    if (options.capacity == 0) throw UsageError("--capacity must be above 0 bytes, got \"" + o.capacity + "\"");
+    if (options.capacity > (std::uint64_t{1} << 60)) {
+      throw UsageError("--capacity \"" + o.capacity + "\" is above 1 EiB: no device is that large");
+    }
+  }
   options.non_allocator_bytes = from_command_line([&] { return parse_bytes(o.context, "--context"); });
   if (o.platform == "rocm") options.platform = Platform::kRocm;
   else if (o.platform != "cuda") throw UsageError("--platform must be cuda or rocm, got \"" + o.platform + "\"");

@@ -173,8 +173,15 @@ TEST_F(ScenarioValidation, RunSizesTheRunCannotHoldAreRefusedUpFront) {
   expect_refused(edited(R"("steps": 1)", R"("steps": 1000000000)"), 13, "must be an integer from 1 to 10000");
   expect_refused(edited(R"("calls": 2)", R"("calls": 1000000)"), 11, "must be an integer from 1 to 10000");
   // Each within its own bound, together beyond what one run holds.
-  expect_refused(edited(R"("calls": 2)", R"("calls": 10000)", edited(R"("steps": 1)", R"("steps": 10000)")), 11,
-                 "scenario.calls: calls x the stages' steps = 100000000 stage steps in one run, more than the 100000");
+  expect_refused(edited(R"("calls": 2)", R"("calls": 200)", edited(R"("steps": 1)", R"("steps": 100)")), 11,
+                 "scenario.calls: calls x the stages' steps = 20000 stage steps in one run, more than the 10000");
+  // Within both, but the working memory replays too many events: 100 calls x 100 steps x 750 events.
+  std::string ops = "[";
+  for (int i = 0; i < 250; ++i) ops += "[\"alloc\", 512], [\"free\", " + std::to_string(i) + "]" + (i < 249 ? ", " : "");
+  ops += "]";
+  expect_refused(edited(R"([["alloc", 1048576], ["free", 0]])", ops,
+                        edited(R"("calls": 2)", R"("calls": 100)", edited(R"("steps": 1)", R"("steps": 100)"))),
+                 11, "scenario.calls: the working memory replays 7500000 allocator events in one run");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5)) << "refused up front, not after running";
 }
 

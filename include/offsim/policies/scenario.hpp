@@ -70,11 +70,12 @@ struct ScenarioFinding {
 
 /// What one run may hold, checked when a scenario is read: a run keeps a record per stage step and a
 /// timeline point per allocator call, so a scenario beyond these is refused up front instead of ending in
-/// bad_alloc minutes later. Real pipelines run a few calls of at most ~100 denoise steps.
+/// bad_alloc minutes later. Real pipelines run a few calls of at most ~100 denoise steps (the bundled
+/// scenarios: at most 44 stage steps and a few dozen working-memory events per run).
 inline constexpr int kMaxCalls = 10000;
 inline constexpr int kMaxSteps = 10000;
-inline constexpr std::uint64_t kMaxStageRuns = 100000;        // calls x the sum of the stages' steps
-inline constexpr std::uint64_t kMaxRunEvents = 20000000;      // calls x steps x working-memory trace events
+inline constexpr std::uint64_t kMaxStageRuns = 10000;     // calls x the sum of the stages' steps
+inline constexpr std::uint64_t kMaxRunEvents = 5000000;   // calls x steps x working-memory trace events
 
 struct Scenario {
   std::string name;
