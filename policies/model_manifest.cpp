@@ -72,6 +72,11 @@ ModelManifest ModelManifest::load(const std::filesystem::path& path) {
     spec.name = t.string("name");
     spec.bytes = t.bytes("bytes", false);
     if (spec.bytes == 0) t.fail("bytes", "must be > 0 (" + spec.name + ")");
+    // A tensor is loaded as one request, and PyTorch refuses one of 1 EiB or more (CUDACachingAllocator.cpp,
+    // "Tried to allocate more than 1EB memory"): refused here, naming the file, not when a policy loads it.
+    if (spec.bytes >= kMaxJsonBytes) {
+      t.fail("bytes", "a tensor of 1 EiB or more (" + spec.name + "), which PyTorch refuses as one request");
+    }
     if (t.has("group")) {
       const std::string group = t.string("group");
       auto found = group_index.find(group);

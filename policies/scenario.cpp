@@ -136,9 +136,11 @@ std::shared_ptr<const sim::Trace> read_working_memory(const JsonFields& f, bool 
         f.fail("ops", {i, std::size_t{1}}, "alloc needs a byte count > 0, got " + op[1].dump());
       }
       const std::uint64_t bytes = op[1].get<std::uint64_t>();
-      if (bytes > kMaxJsonBytes) {
-        f.fail("ops", {i, std::size_t{1}}, "alloc of " + op[1].dump() + " bytes is above 1 EiB, more than PyTorch "
-                                           "allows one request (\"Tried to allocate more than 1EB memory\")");
+      // PyTorch refuses a request of 1 EiB or more (CUDACachingAllocator.cpp, "Tried to allocate more than
+      // 1EB memory"): exactly 1 EiB too, which would otherwise stop the run naming neither file nor op.
+      if (bytes >= kMaxJsonBytes) {
+        f.fail("ops", {i, std::size_t{1}}, "alloc of " + op[1].dump() + " bytes is 1 EiB or more, which PyTorch "
+                                           "refuses as one request (\"Tried to allocate more than 1EB memory\")");
       }
       sim::TraceEvent e;
       e.action = sim::TraceAction::kAlloc;

@@ -159,12 +159,33 @@ TEST_F(ScenarioValidation, NullsNegativesSubnormalsAndAbsurdSizesAreRefused) {
   expect_refused(edited(R"("total": "24GiB")", R"("total": 2305843009213693952)"), 7,
                  "scenario.device.total: 2305843009213693952 is above 1 EiB");
   expect_refused(edited(R"(["alloc", 1048576])", R"(["alloc", 4611686018427387904])"), 19,
-                 "ops[0][1]: alloc of 4611686018427387904 bytes is above 1 EiB");
+                 "ops[0][1]: alloc of 4611686018427387904 bytes is 1 EiB or more");
+  // Exactly 1 EiB is refused by PyTorch too: read as valid, it stopped the run with the allocator's "Tried
+  // to allocate more than 1EB memory", naming neither the file nor the op.
+  expect_refused(edited(R"(["alloc", 1048576])", R"(["alloc", 1152921504606846976])"), 19,
+                 "ops[0][1]: alloc of 1152921504606846976 bytes is 1 EiB or more, which PyTorch refuses");
+  (void)load(edited(R"(["alloc", 1048576])", R"(["alloc", 1152921504606846975])"));  // one byte less: a request
   expect_refused(edited(R"("height": 512,
          "width": 512)",
                         R"("height": 65536,
          "width": 65536, "batch": 8)"),
                  15, "height x width x frames x batch = 34359738368 is above 2^34");
+}
+
+TEST_F(ScenarioValidation, AManifestTensorOfOneExbibyteIsRefusedWhenRead) {
+  // A tensor is one allocator request: 1 EiB passed the reader (only sums above 1 EiB were refused) and
+  // stopped the run at the load with the allocator's "Tried to allocate more than 1EB memory", naming no file.
+  std::ofstream(dir_ / "vae.json") << R"({"format": "offsim-model-manifest/1", "name": "vae", "pipeline": "test",
+    "component": "vae", "dtype": "bf16", "tensors": [{"name": "w", "bytes": 1152921504606846976}],
+    "total_bytes": 1152921504606846976})";
+  try {
+    (void)load(kBase);
+    ADD_FAILURE() << "a manifest with a 1 EiB tensor was accepted";
+  } catch (const ParseError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("vae.json"), std::string::npos) << message;
+    EXPECT_NE(message.find("tensors[0].bytes: a tensor of 1 EiB or more (w)"), std::string::npos) << message;
+  }
 }
 
 TEST_F(ScenarioValidation, RunSizesTheRunCannotHoldAreRefusedUpFront) {
