@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "offsim/policies/policy_registry.hpp"
+
 namespace offsim::policies {
 
 namespace {
@@ -23,6 +25,18 @@ PolicySetting choice(std::string_view name, std::vector<std::string_view> choice
 }
 PolicySetting model_ids(std::string_view name, std::string_view meaning) {
   return {name, Kind::kStrings, 0, 0, {}, false, meaning};
+}
+
+// The families of the policies in the registry now, offsim's own and those registered at run time
+// (register_policy: a C++ policy written outside offsim, a Python cache). Asked only for a family the
+// schema lacks, since it makes an instance of every policy.
+std::vector<std::string> registered_families() {
+  std::vector<std::string> out;
+  for (const PolicyEntry& e : all_policies()) {
+    std::string family = e.make()->info().family;
+    if (std::find(out.begin(), out.end(), family) == out.end()) out.push_back(std::move(family));
+  }
+  return out;
 }
 
 }  // namespace
@@ -76,7 +90,19 @@ void validate_policy_settings(const JsonFields& settings) {
     for (const PolicyFamilySettings& f : policy_settings_schema()) {
       if (f.family == family) schema = &f;
     }
-    if (schema == nullptr) settings.fail(family, "unknown policy family" + did_you_mean(family, families));
+    if (schema == nullptr) {
+      // Not one of offsim's families: a policy registered at run time may read it (its settings are its
+      // own to check); anything else is a typo or a policy that is not there.
+      const std::vector<std::string> registered = registered_families();
+      if (std::find(registered.begin(), registered.end(), family) != registered.end()) {
+        if (!value.is_object()) settings.fail(family, "must be an object (the settings of the " + family + " policies)");
+        continue;
+      }
+      for (const std::string& r : registered) {
+        if (std::find(families.begin(), families.end(), r) == families.end()) families.push_back(r);
+      }
+      settings.fail(family, "unknown policy family" + did_you_mean(family, families));
+    }
     std::vector<std::string_view> keys, nullable;
     for (const PolicySetting& s : schema->settings) {
       keys.push_back(s.name);

@@ -3,10 +3,16 @@
 // InvokeAI #9305 was (the README says so). The example's own build and command line run in ctest -L docs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "evict_others_first.hpp"
 #include "offsim/policies/policy_registry.hpp"
+#include "offsim/policies/policy_settings.hpp"
 #include "offsim/policies/properties.hpp"
 #include "offsim/policies/runner.hpp"
 #include "offsim/policies/scenario.hpp"
@@ -89,10 +95,48 @@ TEST(ExamplePolicy, ReportsWhatItOffloadedTruthfully) {
   EXPECT_EQ(property(judge(s, run, 11 * GiB), "P4").verdict, Verdict::kPass);
 }
 
+// The seed scenario with policy_settings for `family`, read as a user's file is.
+Scenario seed_with_settings_for(const std::string& family) {
+  std::ifstream in(kRoot / "scenarios/default/invokeai-9305-qwen-edit-q8-w7900-rocm.json");
+  nlohmann::json doc = nlohmann::json::parse(in);
+  doc["policy_settings"][family] = {{"reserve_gb", 11}};
+  return Scenario::from_json(doc, "seed.json", kRoot);
+}
+
+std::string refusal(const std::function<void()>& read) {
+  try {
+    read();
+  } catch (const ParseError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+// A new family of offsim's own must declare its settings in policy_settings.cpp, or every scenario that
+// sets them would be refused (or, worse, its typos ignored).
+TEST(PolicyRegistry, EveryFamilyOfOffsimsOwnPoliciesHasASettingsSchema) {
+  const auto schema = policy_settings_schema();
+  for (const PolicyEntry& e : all_policies()) {
+    const std::string family = e.make()->info().family;
+    EXPECT_TRUE(std::any_of(schema.begin(), schema.end(), [&](const auto& f) { return f.family == family; }))
+        << e.id << ": family \"" << family << "\" has no entry in policies/policy_settings.cpp";
+  }
+}
+
 TEST(PolicyRegistry, RegistersAPolicyWrittenOutsideOffsimOnce) {
   const PolicyEntry entry{"evict-others-first@registry-test", "test", false,
                           [] { return std::make_unique<example::EvictOthersFirst>(); }};
+  // Settings of a family no policy reads are a typo or a missing policy: refused...
+  EXPECT_NE(refusal([] { (void)seed_with_settings_for("evict-others-first"); })
+                .find("scenario.policy_settings.evict-others-first: unknown policy family"),
+            std::string::npos);
   register_policy(entry);
+  // ... until a policy of that family is registered at run time: its settings are its own to read.
+  const Scenario s = seed_with_settings_for("evict-others-first");
+  EXPECT_EQ(s.policy_settings.at("evict-others-first").at("reserve_gb"), 11);
+  EXPECT_NE(refusal([] { (void)seed_with_settings_for("evict-others-frist"); })
+                .find("unknown policy family (did you mean \"evict-others-first\"?)"),
+            std::string::npos);
   EXPECT_EQ(make_policy("evict-others-first@registry-test")->info().family, "evict-others-first");
   EXPECT_EQ(match_policies("evict-others-first"), std::vector<std::string>{"evict-others-first@registry-test"});
   EXPECT_THROW(register_policy(entry), ConfigError);  // the id is taken

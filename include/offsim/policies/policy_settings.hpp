@@ -2,7 +2,8 @@
 // its read_settings, e.g. policies/invokeai_model_cache.cpp), with type and range. A scenario is checked
 // against this when it is read, so that a misspelt family ("invokeia"), key ("device_working_mem_gbb") or
 // an absurd value (-3 GB, 2^62 blocks per group) is refused with the file, line and field, instead of
-// being ignored or wrapped when the policy runs. A new policy family adds its settings here.
+// being ignored or wrapped when the policy runs. A new policy family of offsim's adds its settings here; a
+// family registered at run time (register_policy) is accepted without a schema: its policy reads them.
 #pragma once
 
 #include <span>
@@ -32,8 +33,9 @@ struct PolicyFamilySettings {
 /// Every family offsim's policies belong to, with the settings each reads (possibly none).
 std::span<const PolicyFamilySettings> policy_settings_schema();
 
-/// Checks scenario.policy_settings (`settings` is that object): known families, known keys, types and
-/// ranges. Throws ParseError naming the file, line and field.
+/// Checks scenario.policy_settings (`settings` is that object): offsim's families, known keys, types and
+/// ranges; another family only if a policy in the registry (all_policies()) has it, and then only that
+/// its settings are an object. Throws ParseError naming the file, line and field.
 void validate_policy_settings(const JsonFields& settings);
 
 }  // namespace offsim::policies
