@@ -99,6 +99,7 @@ std::optional<LoggedMemory> read_memory(const JsonFields& parent, std::string_vi
   if (out.inactive_split && out.reserved && out.allocated && *out.inactive_split > *out.reserved - *out.allocated) {
     m.fail("inactive_split_bytes", "is above reserved_bytes - allocated_bytes");
   }
+  if (out.total && *out.total == 0) m.fail("total_bytes", "must be > 0 (leave it out when unknown)");
   if (out.free && out.total && *out.free > *out.total) m.fail("free_bytes", "is above total_bytes");
   return out;
 }
@@ -148,6 +149,8 @@ DecisionLogHeader read_header(const JsonFields& f, std::string& profile, std::st
   const JsonFields d = f.object("device", {"name", "total_bytes", "backend", "measured", "memory_source"});
   h.device_name = d.optional_string("name").value_or("");
   h.device_total = bytes_or_null(d, "total_bytes");
+  // Unknown is null; 0 is no device, and would be judged as one (F_P, capacities) instead of refused.
+  if (h.device_total && *h.device_total == 0) d.fail("total_bytes", "must be > 0 (null when the log does not know it)");
   h.backend = header_backend(d);
   h.measured = d.boolean("measured");
   h.memory_source = d.string("memory_source");

@@ -292,6 +292,19 @@ TEST(DecisionLogReader, RefusesUnknownKeysNamingTheNearestKnownOne) {
   EXPECT_NO_THROW((void)parse({h}));
 }
 
+TEST(DecisionLogReader, ADeviceOfZeroBytesIsRefused) {
+  // total_bytes 0 was read as a device of 0 bytes and the log judged against it (exit 1, not 2).
+  json h = header();
+  h["device"]["total_bytes"] = 0;
+  expect_error(text({h}), 1, "device.total_bytes", "must be > 0");
+  h["device"]["total_bytes"] = nullptr;  // unknown: allowed
+  EXPECT_NO_THROW((void)parse({h}));
+  json s = stage(1, {0});
+  s["memory"]["before"] = memory(20 * GiB, 10 * GiB, 9 * GiB);
+  s["memory"]["before"]["total_bytes"] = 0;
+  expect_error(text({header(), decision(0, 3 * GiB, 1), s}), 3, "memory.before.total_bytes", "must be > 0");
+}
+
 TEST(DecisionLogReader, NamesTheLineAndColumnOfNumbersItCannotHold) {
   // 1e999 ended in "internal error: [json.exception.out_of_range.406]".
   const std::string line2 = R"({"schema": "offsim-decision/1", "record": "decision", "seq": 1e999})";
