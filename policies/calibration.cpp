@@ -269,15 +269,30 @@ json to_json(const FittedEstimate& fit) {
   return out;
 }
 
+// Bounds on what a user's file may give (an override, a calibrate JSON): an estimate is a constant times
+// at most 2^34 pixel-elements (the scenario reader's bound) times an element size of at most 8 bytes, so
+// constants up to 2^24 keep it below 2^61, in 64 bits; fixed bytes below 1 EiB, PyTorch's largest request.
+constexpr std::uint64_t kMaxConstant = std::uint64_t{1} << 24;
+constexpr std::uint64_t kMaxFixedBytes = std::uint64_t{1} << 60;
+
+std::uint64_t bounded_constant(const json& j, const char* what) {
+  const std::uint64_t v = j.get<std::uint64_t>();
+  if (v > kMaxConstant) {
+    throw ConfigError(std::string(what) + " " + std::to_string(v) + " is above 2^24 (upstream constants are in the thousands)");
+  }
+  return v;
+}
+
 FittedEstimate fitted_estimate_from_json(const json& j, const std::string& where) {
   FittedEstimate fit;
   try {
     if (j.is_number_integer()) {
       if (j.get<std::int64_t>() < 0 && !j.is_number_unsigned()) throw ConfigError("a constant must be >= 0");
-      fit.constant = j.get<std::uint64_t>();
+      fit.constant = bounded_constant(j, "a constant of");
       return fit;
     }
     if (!j.is_object()) throw ConfigError("expected a constant or an object with form/constant/fixed_bytes/knots");
+    if (j.contains("form") && !j["form"].is_string()) throw ConfigError("\"form\" must be a string such as \"invokeai\"");
     fit.form = parse_fit_form(j.value("form", "invokeai"));
     for (const auto& [key, value] : j.items()) {
       if (key != "form" && key != "constant" && key != "fixed_bytes" && key != "knots") {
@@ -301,13 +316,14 @@ FittedEstimate fitted_estimate_from_json(const json& j, const std::string& where
     if (!j.contains("constant") || !whole(j["constant"])) {
       throw ConfigError("\"constant\" must be a whole number >= 0");
     }
-    fit.constant = j["constant"].get<std::uint64_t>();
+    fit.constant = bounded_constant(j["constant"], "\"constant\"");
     if (j.contains("fixed_bytes")) {
       if (fit.form != FitForm::invokeai_fixed && fit.form != FitForm::invokeai) {
         throw ConfigError("fixed_bytes belongs to the invokeai forms");
       }
       if (!whole(j["fixed_bytes"])) throw ConfigError("\"fixed_bytes\" must be a whole number >= 0");
       fit.fixed_bytes = j["fixed_bytes"].get<std::uint64_t>();
+      if (fit.fixed_bytes >= kMaxFixedBytes) throw ConfigError("\"fixed_bytes\" must be below 1 EiB, which no device holds");
       if (fit.fixed_bytes > 0) fit.form = FitForm::invokeai_fixed;
     }
   } catch (const ConfigError& e) {

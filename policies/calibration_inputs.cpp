@@ -34,6 +34,8 @@ json parse_json(const fs::path& path, const std::string& text) {
     return json::parse(text);
   } catch (const json::parse_error& e) {
     throw ParseError(path.string(), e.byte, std::string("not valid JSON: ") + e.what());
+  } catch (const json::exception& e) {  // 1e999: out_of_range.406, not a parse_error
+    throw ParseError(path.string(), 0, std::string("not valid JSON: ") + e.what());
   }
 }
 
@@ -377,7 +379,7 @@ CalibrationInput read_gpu_run_points(const fs::path& given) {
     json r;
     try {
       r = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range.406 for 1e999
       at.fail(std::string("not a JSON record: ") + e.what());
     }
     if (r.value("dry_run", false)) at.fail("a dry-run record (CPU only) is not a measurement");

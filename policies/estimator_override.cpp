@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 
 #include "offsim/policies/calibration.hpp"
+#include "offsim/policies/json_document.hpp"
 #include "offsim/sim/errors.hpp"
 
 namespace offsim::policies {
@@ -33,6 +35,9 @@ EstimatorOverride override_from_json(const json& j, const std::string& where) {
   if (original.domain.families.empty() || !original.passes_estimate) {
     throw ConfigError(where + ": " + o.estimator + " is not a VAE estimator that passes an estimate; only those take constants");
   }
+  for (const char* key : {"form", "provenance"}) {
+    if (j.contains(key) && !j[key].is_string()) throw ConfigError(where + ": \"" + key + "\" must be a string");
+  }
   const FitForm form = j.contains("form") ? parse_fit_form(j["form"].get<std::string>()) : default_form(o.estimator);
   o.provenance = j.value("provenance", "");
   if (!j.contains("constants") || !j["constants"].is_object() || j["constants"].empty()) {
@@ -40,13 +45,13 @@ EstimatorOverride override_from_json(const json& j, const std::string& where) {
   }
   for (const auto& [op_name, by_backend] : j["constants"].items()) {
     const std::string at = where + " constants." + op_name;
-    const VaeOp op = [&] {
-      try {
-        return parse_vae_op(op_name);
-      } catch (const ConfigError& e) {
-        throw ConfigError(at + ": " + e.what());
-      }
-    }();
+    // Not a lambda: clang 14 (the fuzz preset's compiler) cannot capture a structured binding.
+    VaeOp op{};
+    try {
+      op = parse_vae_op(op_name);
+    } catch (const ConfigError& e) {
+      throw ConfigError(at + ": " + e.what());
+    }
     if (!by_backend.is_object() || by_backend.empty()) throw ConfigError(at + ": expected {backend: constant, ...}");
     for (const auto& [backend_name, value] : by_backend.items()) {
       const std::string at_backend = at + "." + backend_name;
@@ -73,7 +78,7 @@ EstimatorOverride override_from_json(const json& j, const std::string& where) {
 
 std::vector<EstimatorOverride> estimator_overrides_from_json(const json& doc, const std::string& where) {
   std::vector<EstimatorOverride> out;
-  const std::string format = doc.is_object() ? doc.value("format", "") : "";
+  const std::string format = doc.is_object() && doc.contains("format") && doc["format"].is_string() ? doc["format"].get<std::string>() : "";
   if (format == kOverrideFormat) {
     out.push_back(override_from_json(doc, where));
   } else if (format == "offsim-calibration/1") {
@@ -91,15 +96,12 @@ std::vector<EstimatorOverride> estimator_overrides_from_json(const json& doc, co
 }
 
 std::vector<EstimatorOverride> read_estimator_overrides(const std::filesystem::path& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw ParseError(path.string(), 0, "cannot open estimator override");
-  json doc;
-  try {
-    doc = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw ParseError(path.string(), e.byte, std::string("not valid JSON: ") + e.what());
-  }
-  std::vector<EstimatorOverride> out = estimator_overrides_from_json(doc, path.string());
+  // JsonDocument: invalid JSON, 1e999 (nlohmann's out_of_range.406) and duplicate keys are named with
+  // FILE:LINE:COLUMN instead of escaping as an internal error.
+  const JsonDocument doc = JsonDocument::parse(std::string(std::istreambuf_iterator<char>(in), {}), path.string());
+  std::vector<EstimatorOverride> out = estimator_overrides_from_json(doc.root(), path.string());
   for (EstimatorOverride& o : out) o.file = path.string();
   return out;
 }

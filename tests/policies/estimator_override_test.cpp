@@ -2,6 +2,8 @@
 // from a bare override file or from `offsim calibrate --json` output, installed for a scope and restored after.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "offsim/policies/calibration.hpp"
 #include "offsim/policies/estimator_override.hpp"
 #include "offsim/sim/errors.hpp"
@@ -94,6 +96,49 @@ TEST(EstimatorOverride, RefusesWhatItCannotApply) {
   two.push_back(bad);
   EXPECT_THROW(ScopedEstimatorOverrides{two}, ConfigError);
   EXPECT_EQ(estimate(qwen(VaeOp::decode, Backend::rocm)), before);
+}
+
+// An override file is a user's data: what is wrong is a ConfigError or ParseError naming the file, never
+// nlohmann's type_error.302 or out_of_range.406 printed as "internal error".
+TEST(EstimatorOverride, RefusesWrongTypesHugeNumbersAndAbsurdConstantsNamingTheFile) {
+  const auto message = [](const json& doc) -> std::string {
+    try {
+      (void)estimator_overrides_from_json(doc, "o.json");
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  json doc = override_doc({{"decode", {{"cuda", 1}}}});
+  doc["provenance"] = 5;
+  EXPECT_NE(message(doc).find("o.json: \"provenance\" must be a string"), std::string::npos) << message(doc);
+  doc = override_doc({{"decode", {{"cuda", 1}}}});
+  doc["form"] = 5;
+  EXPECT_NE(message(doc).find("o.json: \"form\" must be a string"), std::string::npos) << message(doc);
+  EXPECT_NE(message(json{{"format", 5}}).find("o.json: expected \"format\""), std::string::npos);
+  EXPECT_NE(message(override_doc({{"decode", {{"cuda", {{"form", 1}, {"constant", 1}}}}}})).find("\"form\" must be a string"),
+            std::string::npos);
+  // fixed_bytes of 2^64 - 1 and constants beyond 64-bit estimates were accepted.
+  EXPECT_NE(message(override_doc({{"decode", {{"cuda", {{"constant", 1600}, {"fixed_bytes", 18446744073709551615ull}}}}}}))
+                .find("o.json constants.decode.cuda: \"fixed_bytes\" must be below 1 EiB"),
+            std::string::npos);
+  EXPECT_NE(message(override_doc({{"decode", {{"cuda", 16777217}}}})).find("a constant of 16777217 is above 2^24"),
+            std::string::npos);
+  EXPECT_EQ(message(override_doc({{"decode", {{"cuda", 16777216}}}})), "accepted");
+
+  const std::string file = ::testing::TempDir() + "/offsim-override-1e999.json";
+  {
+    std::ofstream out(file);
+    out << "{\"format\": \"offsim-estimator-override/1\",\n \"estimator\": \"" << kQwen
+        << "\",\n \"constants\": {\"decode\": {\"cuda\": 1e999}}}\n";
+  }
+  try {
+    (void)read_estimator_overrides(file);
+    ADD_FAILURE() << "1e999 accepted";
+  } catch (const ParseError& e) {
+    EXPECT_NE(std::string(e.what()).find(file + ":3:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("number overflow parsing '1e999'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(EstimatorOverride, ReadsWhatCalibrateProposes) {
