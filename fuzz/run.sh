@@ -5,20 +5,23 @@
 #   fuzz TARGET: INPUTS inputs in SECONDS s (EXEC_PER_S exec/s), FINDINGS findings
 # and exits non-zero on any finding (its input is saved under WORK/artifacts/).
 #
-#   fuzz/run.sh BINARY TARGET (--seconds N | --runs N) [--work DIR] [--jobs N]
+#   fuzz/run.sh BINARY TARGET (--seconds N | --runs N) [--work DIR] [--jobs N] [--max-len BYTES]
+# --max-len caps the size of generated inputs (libFuzzer's -max_len; by default the largest seed): smaller
+# inputs run faster, at the cost of never growing beyond it.
 set -euo pipefail
 
-usage() { echo "usage: $0 BINARY TARGET (--seconds N | --runs N) [--work DIR] [--jobs N]" >&2; exit 64; }
+usage() { echo "usage: $0 BINARY TARGET (--seconds N | --runs N) [--work DIR] [--jobs N] [--max-len BYTES]" >&2; exit 64; }
 [[ $# -ge 4 ]] || usage
 binary=$(realpath "$1") target=$2
 shift 2
-budget=() work="" jobs=1
+budget=() work="" jobs=1 max_len=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --seconds) budget=(-max_total_time="$2"); shift 2 ;;
     --runs) budget=(-runs="$2"); shift 2 ;;
     --work) work=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
+    --max-len) max_len=(-max_len="$2"); shift 2 ;;
     *) usage ;;
   esac
 done
@@ -75,7 +78,7 @@ status=0
 parallel=()
 [[ $jobs -gt 1 ]] && parallel=(-jobs="$jobs" -workers="$jobs")
 # With -jobs, libFuzzer writes each job's log as fuzz-N.log in the current folder.
-(cd "$work" && rm -f fuzz-*.log && "$binary" "${limits[@]}" "${budget[@]}" "${parallel[@]}" -print_final_stats=1 \
+(cd "$work" && rm -f fuzz-*.log && "$binary" "${limits[@]}" "${budget[@]}" "${parallel[@]}" "${max_len[@]}" -print_final_stats=1 \
    -artifact_prefix="$work/artifacts/" "$work/corpus" "$work/seeds") >"$log" 2>&1 || status=$?
 elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {print b - a}')
 if [[ $jobs -gt 1 ]]; then cat "$work"/fuzz-*.log >>"$log" 2>/dev/null || true; fi
