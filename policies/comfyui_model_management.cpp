@@ -18,6 +18,7 @@
 #include <cmath>
 
 #include "offsim/policies/comfyui_model_memory.hpp"
+#include "offsim/policies/comfyui_tiled_retry.hpp"
 #include "offsim/policies/manifest_modules.hpp"
 #include "offsim/sim/bytes.hpp"
 #include "offsim/sim/errors.hpp"
@@ -150,6 +151,7 @@ class ComfyUIModelManagement final : public Policy {
       decision.estimate_source += " (reserved before step 1)";
     }
     stream_cast_weights(context, *step.stage, decision);
+    decision.oom_fallback = tiled_retry(*step.stage);
     return decision;
   }
 
@@ -223,6 +225,17 @@ class ComfyUIModelManagement final : public Policy {
     // CLIP.load_model -> load_model_gpu(patcher): memory_required = 0.
     site.source = "no estimate passed (load_model_gpu)";
     return site;
+  }
+
+  // VAE.decode / VAE.encode retry an OOM in tiles (comfyui_tiled_retry.hpp); other call sites let it propagate.
+  std::optional<OomFallback> tiled_retry(const Stage& stage) const {
+    const auto* vae = stage.workload ? std::get_if<VaeWorkload>(&*stage.workload) : nullptr;
+    if (vae == nullptr || (stage.kind != StageKind::kVaeDecode && stage.kind != StageKind::kVaeEncode)) return std::nullopt;
+    try {
+      return comfyui_tiled_retry(stage, comfyui::detect_vae_type(vae->family, profile_.vae_estimates));
+    } catch (const ConfigError&) {
+      return std::nullopt;  // a family this comfy/sd.py cannot load, run with a forced estimator: no tiling known
+    }
   }
 
   // get_free_memory(dev, torch_free_too): driver free + (reserved - active).

@@ -63,7 +63,12 @@ json stage_json(const StageRecord& r) {
               {"bytes_to_device", r.bytes_to_device},
               {"bytes_to_host", r.bytes_to_host},
               {"timeline", {r.timeline_begin, r.timeline_end}},
+              {"fallback", nullptr},
               {"oom", nullptr}};
+  if (r.fallback_after && d.oom_fallback) {
+    out["fallback"] = {{"label", d.oom_fallback->label}, {"after", r.fallback_after->message},
+                       {"requested_bytes", r.fallback_after->requested}};
+  }
   if (r.oom) {
     out["oom"] = {{"requested_bytes", r.oom->requested}, {"message", r.oom->message},
                   {"device_free_bytes", r.oom->device_free}, {"reserved_bytes", r.oom->reserved},

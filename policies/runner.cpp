@@ -208,6 +208,17 @@ RunRecord run_policy(Policy& policy, const Scenario& scenario, const RunOptions&
             WorkingMemoryOutcome out = run_working_memory(backend, trace, rec.streamed_weights);
             rec.t_warm = out.peak_growth;
             rec.handled_ooms = out.handled_ooms;
+            if (out.oom && rec.decision.oom_fallback) {
+              // The caller catches it: the attempt's tensors are gone with the exception (run_working_memory
+              // freed them), and the fallback runs in the state they left.
+              rec.fallback_after = std::move(out.oom);
+              ++rec.handled_ooms;
+              const WorkingMemoryOutcome retry =
+                  run_working_memory(backend, *rec.decision.oom_fallback->working_memory, rec.streamed_weights);
+              rec.t_warm = std::max(rec.t_warm, retry.peak_growth);
+              rec.handled_ooms += retry.handled_ooms;
+              out.oom = retry.oom;
+            }
             if (out.oom) {
               rec.oom = out.oom;
               rec.oom_segments = sim.segments();

@@ -76,7 +76,7 @@ std::string stage_table(const json& r) {
     const json& s = stages[band.first_record];
     std::uint64_t evicted = 0, t_warm = 0;
     bool has_warm = false;
-    std::string oom;
+    std::string oom, handled;
     for (std::size_t k = band.first_record; k < band.first_record + band.records; ++k) {
       for (const json& e : stages[k]["evictions"]) evicted += bytes_or(e["bytes"]);
       if (!stages[k]["t_warm_bytes"].is_null()) {
@@ -84,6 +84,10 @@ std::string stage_table(const json& r) {
         t_warm = std::max(t_warm, bytes_or(stages[k]["t_warm_bytes"]));
       }
       if (stages[k]["oom"].is_object()) oom = stages[k]["oom"].value("message", "");
+      if (stages[k].contains("fallback") && stages[k]["fallback"].is_object() && handled.empty()) {
+        // A handled OOM is a slower run, not a failure: say what ran instead, out of the failure colour.
+        handled = "handled: " + stages[k]["fallback"].value("after", "") + " Retried: " + stages[k]["fallback"].value("label", "");
+      }
     }
     std::string provenance = s["working_memory"].is_null() ? "–" : s["working_memory"].get<std::string>();
     if (s["provenance"].is_string()) provenance = "<b>" + html_escape(s["provenance"].get<std::string>()) + "</b>: " + html_escape(provenance);
@@ -93,7 +97,7 @@ std::string stage_table(const json& r) {
            html_escape(s.value("estimate_source", "")) + "</td>" + bytes_cell(s["free_memory_bytes"]) + bytes_cell(s["weights_loaded_bytes"]) +
            "<td>" + html_escape(s.value("stop_reason", "")) + "</td>" + (evicted ? bytes_cell(json(evicted)) : "<td class=\"num na\">–</td>") +
            (has_warm ? bytes_cell(json(t_warm)) : "<td class=\"num na\">–</td>") + bytes_cell(s["t_cold_bytes"]) + "<td>" + provenance +
-           "</td><td class=\"fail-text\">" + html_escape(oom) + "</td></tr>\n";
+           "</td>" + (oom.empty() ? "<td>" + html_escape(handled) : "<td class=\"fail-text\">" + html_escape(oom)) + "</td></tr>\n";
   }
   return out + "</table>\n";
 }

@@ -176,5 +176,20 @@ TEST(EvalReport, PageHoldsEveryChart) {
   EXPECT_GT(embedded["results"][0]["peak"]["segment_count"].get<int>(), 100);
 }
 
+// ComfyUI's VAE.encode survives an untiled OOM by encoding in tiles: the stage table says so, as a handled
+// OOM outside the failure colour, naming the OOM and what ran instead.
+TEST(EvalReport, StageTableShowsAHandledOomAndItsRetry) {
+  const std::filesystem::path file = "tests/corpus/counterexamples/comfyui-encode-oom-tiled-retry-rocm-33gib.json";
+  policies::PropertyOptions o;
+  o.check_min_capacity = false;
+  const std::vector<policies::EvalResult> comfy{
+      policies::evaluate("comfyui@a125cd84", policies::Scenario::load(kRoot / file, kRoot), o)};
+  const std::string html = eval_report_page(eval_report_data(comfy, kRoot, {file.string()})).render(VegaAssets{});
+  const auto at = html.find("<td>handled: CUDA out of memory. Tried to allocate 2.86 GiB.");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_NE(html.find("Retried: comfy/sd.py@a125cd84 VAE.encode -&gt; encode_tiled_3d (256 px tiles)", at), std::string::npos);
+  EXPECT_EQ(html.find("<td class=\"fail-text\">"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace offsim::report

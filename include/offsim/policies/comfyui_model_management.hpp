@@ -7,7 +7,7 @@
 // F_P, and partial ("lowvram") loads of the largest modules first with the rest cast to the GPU per forward.
 // Call sites transcribed: CLIP.load_model (no estimate), sampler_helpers.prepare_sampling (memory_required
 // and minimum_memory_required of the diffusion model), VAE.decode / VAE.encode (memory_used_decode/encode;
-// an OOM falls back to tiling, which the scenario's working memory marks as fallible allocations).
+// an OOM of the untiled run falls back to tiles: comfyui_tiled_retry.hpp).
 //
 // policy_settings.comfyui: "vram_state" ("normal" default, "low" = --lowvram, "high" = --highvram/--gpu-only,
 // "no" = --novram), "reserve_vram_gb" (--reserve-vram), "windows" (false: the Linux EXTRA_RESERVED_VRAM),
@@ -30,9 +30,10 @@
 //     by default on CUDA builds of torch >= 2; the policy runs on whatever allocator the scenario states.
 //   * VAE.decode's batch split (batch_number = max(1, int(get_free_memory / memory_used)) elements at a time):
 //     the stage's working memory is replayed as given, not re-shaped per chunk. Its OOM -> tiled fallback is
-//     the working memory's own business: allocations marked fallible fail as handled OOMs and the tiled
-//     allocations that follow in the trace run. A weight-load OOM inside load_models_gpu (which the same
-//     try block would also send to the tiled path, with the weights detached) is reported as a load OOM.
+//     modelled (comfyui_tiled_retry.hpp: the decision's oom_fallback, a handled OOM then the tiles' derived
+//     working memory); allocations a recorded trace marks fallible fail as handled OOMs as for any policy.
+//     A weight-load OOM inside load_models_gpu (which the same try block would also send to the tiled path,
+//     with the weights detached) is reported as a load OOM.
 //   * sys.getrefcount in the unload order (Python references are not simulated: equal for every model),
 //     LoRA / weight patches (backup copies), async offload streams (--async-offload, off by default),
 //     clones of a patcher (each scenario model is one ModelPatcher).

@@ -14,6 +14,7 @@
 #include "offsim/policies/memory_backend.hpp"
 #include "offsim/policies/resident_model.hpp"
 #include "offsim/policies/scenario.hpp"
+#include "offsim/sim/trace.hpp"
 
 namespace offsim::policies {
 
@@ -42,6 +43,14 @@ struct LoadDecision {
   std::size_t evictions = 0;  // how many of the stage's evictions (in order) this decision made
 };
 
+/// What the stage's caller does when the stage's working memory runs out of memory and the program goes on:
+/// ComfyUI's VAE.decode / VAE.encode catch the OOM and run the stage again in tiles. The runner counts the
+/// first OOM as handled and replays `working_memory` instead; an OOM there is unhandled.
+struct OomFallback {
+  std::string label;                                 // what runs instead, citing upstream
+  std::shared_ptr<const sim::Trace> working_memory;  // the retry's activations (its provenance says how derived)
+};
+
 /// One decision of a policy before a stage step.
 struct StageDecision {
   /// E: the working memory the policy reserved for the stage (its default when the call site passed
@@ -66,6 +75,8 @@ struct StageDecision {
   /// buffers (LightX2V block offload), per-forward copies of non-resident layers (InvokeAI partial load).
   /// Counted as traffic only; the memory they occupy is the buffers or streamed_weights.
   std::uint64_t streamed_to_device = 0;
+  /// Set when the call site survives an OOM of the working memory by running something smaller.
+  std::optional<OomFallback> oom_fallback;
 };
 
 /// The free-memory decisions of a stage, as P1 judges them: `loads` when the policy decided model by

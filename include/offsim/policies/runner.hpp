@@ -34,6 +34,7 @@ struct StageRecord {
   std::optional<std::uint64_t> t_cold;  // same from an emptied allocator holding only the stage's weights
   std::uint64_t streamed_weights = 0;   // transient weight copies of a partially loaded model
   std::size_t handled_ooms = 0;
+  std::optional<OomReport> fallback_after;  // the working memory's OOM the decision's oom_fallback handled
   std::optional<OomReport> oom;         // unhandled: the step failed
   std::vector<sim::SegmentInfo> oom_segments;  // segment map at the OOM
   std::uint64_t bytes_to_device = 0;   // weights moved host -> device for this step
