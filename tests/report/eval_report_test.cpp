@@ -182,8 +182,8 @@ TEST(EvalReport, StageTableShowsAHandledOomAndItsRetry) {
   const std::filesystem::path file = "tests/corpus/counterexamples/comfyui-encode-oom-tiled-retry-rocm-33gib.json";
   policies::PropertyOptions o;
   o.check_min_capacity = false;
-  const std::vector<policies::EvalResult> comfy{
-      policies::evaluate("comfyui@a125cd84", policies::Scenario::load(kRoot / file, kRoot), o)};
+  const policies::Scenario scenario = policies::Scenario::load(kRoot / file, kRoot);  // results refer to it
+  const std::vector<policies::EvalResult> comfy{policies::evaluate("comfyui@a125cd84", scenario, o)};
   const std::string html = eval_report_page(eval_report_data(comfy, kRoot, {file.string()})).render(VegaAssets{});
   const auto at = html.find("<td>handled: CUDA out of memory. Tried to allocate 2.86 GiB.");
   ASSERT_NE(at, std::string::npos);
