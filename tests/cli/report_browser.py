@@ -11,7 +11,9 @@ when every chart embedded, drew data marks, and no script raised an error, rejec
 console error or warning), data-offsim-charts ("drawn/total") and data-offsim-problems. A copy of each page
 carries report_layout.js, which measures what a reader sees in every chart; the test fails on a chart
 wider than the page, text Vega cut short with an ellipsis, axis labels that touch, texts that overlap, legend entries that look
-alike, an estimator panel without a true peak or without axis labels of its own, and a replay that prints a
+alike, an estimator panel without a true peak or without x labels of its own, a verdict grid that does not
+name every scenario and policy in full, a reserved-memory chart of ten policies or fewer or with a colour
+used twice, a timeline of thousands of allocator calls without ticks, and a replay that prints a
 percentage of nothing or stops at an OOM without its segment map. The default report's size must be within
 15% of what docs/reports.md says (checked with or without Chromium). Then takes screenshots
 (WORK_DIRECTORY/report.png, replay-oom.png) and checks that they are not blank. Exits 0, 77 when Chromium
@@ -149,6 +151,80 @@ def layout_problems(layout):
     return problems
 
 
+def embedded_eval(page):
+    """The eval JSON the page embeds (<script id="offsim-eval">)."""
+    found = re.search(r'<script[^>]*id="offsim-eval"[^>]*>(.*?)</script>', page, flags=re.S)
+    assert found, "the report embeds no eval JSON"
+    return json.loads(found.group(1))
+
+
+def written_in_full(name, texts):
+    """Whether `name` is one of the chart's texts, lines joined (Vega wraps titles at a space or hyphen)."""
+    return any(t.replace(" ", "") == name.replace(" ", "") for t in texts)
+
+
+def eval_report_problems(layout, page):
+    """Issue 20 item 18 on the default suite's report, one line per problem: the verdict grid shows every
+    scenario and policy name in full; each scenario's reserved-memory chart has more than ten policies, one
+    colour each, their legend names uncut; the timelines of the longest runs (a few thousand allocator
+    calls) have x ticks, which must not touch (layout_problems); every estimator panel has x labels."""
+    problems = []
+    results = [{"scenario": r["scenario"]["name"], "policy": r["policy"]["id"], "timeline": r["timeline"],
+                "timeline_stride": r["timeline_stride"],
+                "applicable": not r.get("failure", "").startswith("not applicable")}  # as report/eval_report.cpp
+               for r in embedded_eval(page)["results"]]
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    policies = list(dict.fromkeys(r["policy"] for r in results))
+    charts = {c["name"]: c for c in layout["charts"]}
+
+    matrix = charts.get("verdict matrix")
+    if matrix is None:
+        return ["no verdict matrix chart"], ""
+    for name in scenarios + policies:
+        if not written_in_full(name, matrix["texts"]):
+            problems.append(f"verdict matrix: {name!r} is not written in full")
+
+    for scenario in scenarios:
+        chart = charts.get(scenario + ": reserved memory of every policy")
+        runs = [r["policy"] for r in results if r["scenario"] == scenario and r["applicable"]]
+        if chart is None:
+            problems.append(f"{scenario}: no reserved-memory chart")
+            continue
+        entries = [e for legend in chart["legends"] for e in legend["entries"]]
+        labels = [e.get("label", "") for e in entries]
+        if len(runs) <= 10 or sorted(labels) != sorted(runs):
+            problems.append(f"{scenario}: the reserved-memory legend lists {labels}, the runs are {runs} (more than ten expected)")
+        colours = [e["colour"] for e in entries]
+        for i, colour in enumerate(colours):
+            if colours.index(colour) != i:
+                problems.append(f"{scenario}: {labels[i]!r} has the colour of {labels[colours.index(colour)]!r} ({colour})")
+
+    calls = {f"{r['policy']} on {r['scenario']}: timeline": len(r["timeline"]) * r["timeline_stride"]
+             for r in results if r["applicable"]}
+    longest = max(calls.values())
+    if longest < 2000:
+        problems.append(f"the longest run has {longest} allocator calls: the suite no longer exercises a few thousand")
+    for name, n in calls.items():
+        chart = charts.get(name)
+        if chart is None:
+            problems.append(f"{name}: no timeline chart")
+        elif n >= 2000 and len(chart["x_labels"]) < 4:
+            problems.append(f"{name}: {n} allocator calls but {len(chart['x_labels'])} x ticks ({chart['x_labels']})")
+
+    estimators = charts.get("estimators")
+    if estimators is None or not estimators["cells"]:
+        problems.append("no estimator panels")
+    else:
+        for cell in estimators["cells"]:
+            if cell["x_axis_labels"] == 0:
+                problems.append(f"estimators: panel {cell['title']!r} has no x labels of its own")
+    longest_name = max(calls, key=calls.get)
+    summary = (f"{len(scenarios)} scenarios and {len(policies)} policies named in full in the verdict grid; "
+               f"longest run {longest} allocator calls, {len(charts.get(longest_name, {}).get('x_labels', []))} x ticks; "
+               f"{len(estimators['cells']) if estimators else 0} estimator panels with x labels")
+    return problems, summary
+
+
 def check_documented_size(source, size):
     """docs/reports.md states the default report's size; fail when it no longer describes the file."""
     with open(os.path.join(source, "docs/reports.md"), encoding="utf-8") as f:
@@ -196,7 +272,8 @@ def main():
         return 77
 
     drawn, total, layout = check_page(browser, report, work)
-    problems = layout_problems(layout)
+    problems, eval_summary = eval_report_problems(layout, page)
+    problems += layout_problems(layout)
 
     # Replay reports: a simulated run exported as a memory snapshot, replayed as recorded; and a requests-only
     # CPU recording (nothing recorded to compare) replayed on a device too small for it (a what-if OOM).
@@ -235,7 +312,7 @@ def main():
 
     ink = screenshot(browser, report, os.path.join(work, "report.png"), 2400)
     screenshot(browser, oom_report, os.path.join(work, "replay-oom.png"), 2800)
-    print(f"report_browser: {drawn}/{total} charts drawn with no JavaScript or layout problem; {runs} runs; "
+    print(f"report_browser: {drawn}/{total} charts drawn with no JavaScript or layout problem; {runs} runs; {eval_summary}; "
           f"screenshot {os.path.join(work, 'report.png')} ({ink:.0%} ink); replay reports {replay_drawn} and {oom_drawn} charts; calibrate report {calibrated} charts")
     return 0
 

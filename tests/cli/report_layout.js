@@ -5,7 +5,9 @@
 //   * text that Vega shortened with an ellipsis (a text item whose width exceeds its `limit`);
 //   * axis labels of one axis whose boxes touch or overlap, and any two texts that overlap;
 //   * each legend's entries: label and symbol (colour, shape, dash);
-//   * facet cells: their title, data symbols drawn, and axis labels of their own.
+//   * facet cells: their title, data symbols drawn, and axis labels of their own (x-axis labels counted apart);
+//   * every text of the chart (lines joined by a space) and the x-axis labels of its axes, so the test can
+//     find every scenario and policy name written in full and count the ticks of a timeline.
 // It reads the Vega views the page keeps in window.offsimViews and Vega's own text metrics.
 (function () {
   var kLabelGap = 3;  // px between two labels of one axis for them to read as two
@@ -71,15 +73,28 @@
     return out;
   }
 
+  // An axis-label mark belongs to a horizontal (x) axis when its labels spread along x more than along y, or,
+  // with one label, when it hangs below its tick (Vega's bottom axis sets baseline "top").
+  function horizontalAxis(mark) {
+    var items = (mark.items || []).filter(function (i) { return visible(i) && textLines(i).length > 0 && i.bounds; });
+    if (items.length === 0) return false;
+    if (items.length === 1) return items[0].baseline === 'top';
+    var xs = items.map(function (i) { return (i.bounds.x1 + i.bounds.x2) / 2; });
+    var ys = items.map(function (i) { return (i.bounds.y1 + i.bounds.y2) / 2; });
+    return Math.max.apply(null, xs) - Math.min.apply(null, xs) > Math.max.apply(null, ys) - Math.min.apply(null, ys);
+  }
+
   function measureChart(entry, contentLeft, contentRight) {
     var element = document.getElementById(entry.id);
     var canvas = element && element.querySelector('canvas');
     var box = canvas ? canvas.getBoundingClientRect() : {left: 0, right: 0, width: 0};
     var chart = {id: entry.id, name: entry.name, left: box.left, right: box.right, width: box.width,
                  content_left: contentLeft, content_right: contentRight,
-                 truncated: [], overlapping_labels: [], overlapping_text: [], legends: [], cells: []};
+                 truncated: [], overlapping_labels: [], overlapping_text: [], legends: [], cells: [], texts: [], x_labels: []};
     var root = entry.view.scenegraph().root;
-    chart.overlapping_text = overlappingTexts(placedTexts(root, 0, 0, [])).slice(0, 20);
+    var texts = placedTexts(root, 0, 0, []);
+    chart.overlapping_text = overlappingTexts(texts).slice(0, 20);
+    chart.texts = texts.map(function (t) { return t.text; }).slice(0, 3000);
     eachMark(root, function (mark) {
       if (mark.marktype === 'text') {
         (mark.items || []).forEach(function (item) {
@@ -94,6 +109,9 @@
       }
       if (mark.role === 'axis-label') {
         overlaps(mark.items || []).forEach(function (pair) { chart.overlapping_labels.push(pair); });
+        if (horizontalAxis(mark) && chart.x_labels.length < 500) {
+          (mark.items || []).filter(visible).forEach(function (i) { chart.x_labels.push(textLines(i).join(' ')); });
+        }
       }
       if (mark.role === 'legend') {
         (mark.items || []).forEach(function (legend) {
@@ -121,11 +139,15 @@
       }
       if (mark.name === 'cell' && mark.marktype === 'group') {
         (mark.items || []).forEach(function (cell) {
-          var info = {title: '', symbols: 0, axis_labels: 0};
+          var info = {title: '', symbols: 0, axis_labels: 0, x_axis_labels: 0};
           eachMark({marktype: 'group', items: [cell]}, function (m) {
             if (m.role === 'title-text') (m.items || []).forEach(function (t) { info.title = textLines(t).join(' '); });
             if (m.role === 'mark' && m.marktype === 'symbol') info.symbols += (m.items || []).length;
-            if (m.role === 'axis-label') info.axis_labels += (m.items || []).filter(function (i) { return visible(i) && textLines(i).length > 0; }).length;
+            if (m.role === 'axis-label') {
+              var shown = (m.items || []).filter(function (i) { return visible(i) && textLines(i).length > 0; }).length;
+              info.axis_labels += shown;
+              if (horizontalAxis(m)) info.x_axis_labels += shown;
+            }
           });
           chart.cells.push(info);
         });
