@@ -39,7 +39,7 @@ bool AsyncPoolAllocator::grow_to(std::uint64_t reserved) {
 
 std::optional<std::uint64_t> AsyncPoolAllocator::malloc(std::uint64_t size, StreamId stream) {
   if (size == 0) return 0;
-  if (size >= kMaxRequest) throw AllocatorUsageError("Tried to allocate more than 1EB memory");
+  if (size >= kMaxRequest) throw InvalidSizeError("Tried to allocate more than 1EB memory");
   const std::uint64_t granularity = device_->spec().granularity;
   const std::uint64_t need = round_up(allocated_ + size, granularity);
   if (!grow_to(need)) {

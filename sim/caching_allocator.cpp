@@ -295,7 +295,7 @@ struct CachingAllocator::State {
   std::optional<std::uint64_t> malloc(std::uint64_t orig_size, StreamId stream) {
     if (orig_size == 0) return 0;
     if (orig_size >= kMaxRequest) {
-      throw AllocatorUsageError("Tried to allocate more than 1EB memory (" + std::to_string(orig_size) + " bytes)");
+      throw InvalidSizeError("Tried to allocate more than 1EB memory (" + std::to_string(orig_size) + " bytes)");
     }
     process_events();
     const std::uint64_t size = round_size(orig_size);

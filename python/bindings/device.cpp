@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "bindings.hpp"
+#include "model_weights_methods.hpp"
 #include "offsim/policies/model_manifest.hpp"
 #include "offsim/policies/model_weights.hpp"
 #include "offsim/policies/scenario.hpp"
@@ -51,24 +52,10 @@ std::filesystem::path resolve(const std::string& path, const std::string& root) 
 }  // namespace
 
 void bind_device(py::module_& m) {
-  py::class_<ModelWeights>(m, "ModelWeights",
-                           "A model's weights (its manifest's tensors, one allocation each) on one device.")
-      .def_property_readonly("id", &ModelWeights::id)
-      .def_property_readonly("name", [](const ModelWeights& w) { return w.manifest().name; })
-      .def_property_readonly("dtype", [](const ModelWeights& w) { return w.manifest().dtype; })
-      .def_property_readonly("manifest_path", [](const ModelWeights& w) { return w.manifest().path; })
-      .def_property_readonly("total_bytes", &ModelWeights::total_bytes)
-      .def_property_readonly("device_bytes", &ModelWeights::device_bytes)
-      .def_property_readonly("tensor_count", [](const ModelWeights& w) { return w.manifest().tensors.size(); })
-      .def("tensor_name", [](const ModelWeights& w, std::size_t i) { return w.manifest().tensors.at(i).name; })
-      .def("tensor_bytes", [](const ModelWeights& w, std::size_t i) { return w.manifest().tensors.at(i).bytes; })
-      .def("on_device", &ModelWeights::on_device, py::arg("tensor"))
-      .def("load_all", &ModelWeights::load_all)
-      .def("unload_all", &ModelWeights::unload_all, py::arg("copy") = true)
-      .def("load_up_to", &ModelWeights::load_up_to, py::arg("budget"))
-      .def("unload_at_least", &ModelWeights::unload_at_least, py::arg("bytes"), py::arg("copy") = true)
-      .def("load_tensor", &ModelWeights::load_tensor, py::arg("tensor"))
-      .def("unload_tensor", &ModelWeights::unload_tensor, py::arg("tensor"), py::arg("copy") = true);
+  py::class_<ModelWeights> weights(m, "ModelWeights",
+                                   "A model's weights (its manifest's tensors, one allocation each) on one device.");
+  // Kept alive by its Device (add_model/model keep the Device alive), so always usable.
+  def_model_weights_methods(weights, [](ModelWeights& w, const char*, bool) -> ModelWeights& { return w; });
 
   py::class_<SimulatedDevice>(m, "Device",
                               "A simulated GPU: the driver's view and PyTorch's caching allocator, answering as "

@@ -127,6 +127,68 @@ def test_policy_misuse_raises_a_typed_error_naming_the_call(root):
         offsim.evaluate("nope", W7900, root=root)
 
 
+def test_a_runs_objects_kept_past_its_callbacks_raise_instead_of_crashing(root):
+    """The run, its models and its device point into the runner's frame: used after their callback returned
+    (after the run, or in a later run) they raise offsim.UsageError naming the call, never read freed memory."""
+    kept = {}
+
+    class Keeps(EvictOthersFirst):
+        id = "keeps@test"
+
+        def prepare(self, run, step):
+            kept.setdefault("run", run)
+            kept.setdefault("vae", run.models["vae"])
+            kept.setdefault("cuda", run.cuda)
+            super().prepare(run, step)
+
+    assert offsim.evaluate(Keeps, W7900, root=root, min_capacity=False)["completed"]
+    with pytest.raises(offsim.UsageError, match=r"vae\.load_all\(\): .*only inside the policy's callbacks"):
+        kept["vae"].weights.load_all()
+    with pytest.raises(offsim.UsageError, match=r"vae\.\w+.*only inside the policy's callbacks"):
+        kept["vae"].full_load_to_vram()
+    with pytest.raises(offsim.UsageError, match=r"run\.cuda\.mem_get_info\(\)"):
+        kept["cuda"].mem_get_info()
+    with pytest.raises(offsim.UsageError, match=r"run\.allocate_buffer\(\"x\", bytes=1\)"):
+        kept["run"].allocate_buffer("x", 1)
+
+    class UsesAnEarlierRunsModel(EvictOthersFirst):
+        id = "uses-an-earlier-runs-model@test"
+
+        def prepare(self, run, step):
+            kept["vae"].cur_vram_bytes()  # a model of the Keeps run, not of this one
+
+    with pytest.raises(offsim.UsageError, match=r"vae\.device_bytes: .*only inside the policy's callbacks of that run"):
+        offsim.evaluate(UsesAnEarlierRunsModel, W7900, root=root, min_capacity=False)
+
+
+def test_residency_may_not_move_weights_and_buffers_take_sizes(root):
+    class MovesInResidency(EvictOthersFirst):
+        id = "moves-in-residency@test"
+
+        def residency(self, run):
+            run.models["vae"].full_unload_from_vram()
+            return {}
+
+    class NegativeBuffer(KeepEverything):
+        id = "negative-buffer@test"
+
+        def prepare(self, run, step):
+            run.allocate_buffer("scratch", -5)
+
+    class HugeBuffer(KeepEverything):
+        id = "huge-buffer@test"
+
+        def prepare(self, run, step):
+            run.allocate_buffer("scratch", 2**61)
+
+    with pytest.raises(offsim.UsageError, match=r"vae\.unload_all\(\): residency\(\) reports what is on the device"):
+        offsim.evaluate(MovesInResidency, W7900, root=root, min_capacity=False)
+    with pytest.raises(offsim.InvalidSizeError, match=r'run\.allocate_buffer\("scratch", bytes=-5\): bytes = -5 cannot be negative'):
+        offsim.evaluate(NegativeBuffer, W7900, root=root, min_capacity=False)
+    with pytest.raises(offsim.InvalidSizeError, match=r'run\.allocate_buffer\("scratch", bytes=2305843009213693952\): .*1EB'):
+        offsim.evaluate(HugeBuffer, W7900, root=root, min_capacity=False)
+
+
 def test_the_module_cli_exit_codes(root, tmp_path):
     """0 / 1 / 2 / 64 as offsim's own commands (docs/exit_codes.md)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(offsim.__path__[0]),

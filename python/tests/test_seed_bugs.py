@@ -3,6 +3,10 @@
 cpu_offload) run on stand-in models under the virtual CUDA on the seed scenarios. The buggy ones fail with the
 OOM text offsim's C++ runs of the transcriptions print, and their decision logs fail P1-P5; the fixed ones pass
 (the offsim_gpu fixture checks their logs when the test returns)."""
+import json
+import os
+import subprocess
+
 import pytest
 
 import offsim
@@ -18,11 +22,36 @@ BLACKWELL_3_CALLS = "scenarios/default/lightx2v-1051-flux2-klein-9b-3-calls.json
 MiB = 2**20
 
 
-def cpp_oom_message(policy_id: str, scenario: str, root: str) -> str:
-    """The OOM text of offsim's C++ run of a transcribed policy on the scenario (offsim eval)."""
+def cpp_oom_message(policy_id: str, scenario: str, root: str, tmp_path) -> str:
+    """The OOM text of offsim's C++ run of a transcribed policy on the scenario: offsim.evaluate (the runner
+    through the module) and, where the ctest names the built binary (OFFSIM_BIN), what `offsim eval` prints and
+    writes to its JSON; all must be the same text."""
     run = offsim.evaluate(policy_id, scenario, root=root, min_capacity=False)
     assert not run["completed"]
-    return run["stages"][-1]["oom"]["message"]
+    message = run["stages"][-1]["oom"]["message"]
+    binary = os.environ.get("OFFSIM_BIN")
+    if binary:
+        out = tmp_path / "eval.json"
+        cli = subprocess.run([binary, "eval", "-s", os.path.join(root, scenario), "-p", policy_id, "--no-min-capacity",
+                              "--root", root, "--json", str(out)], capture_output=True, text=True)
+        assert cli.returncode == 0, cli.stderr
+        assert message in cli.stdout
+        (result,) = json.loads(out.read_text())["results"]
+        assert result["stages"][-1]["oom"]["message"] == message
+    return message
+
+
+def check_as_the_cli_does(gpu, root: str):
+    """P1-P5 on the test's decision log, by offsim.check and (where the ctest names the built binary) by
+    `offsim check --decisions` on the same file: the same report text and the exit code that goes with it."""
+    report = gpu.check()
+    binary = os.environ.get("OFFSIM_BIN")
+    if binary:
+        cli = subprocess.run([binary, "check", "--decisions", gpu.log_path, "--root", root], capture_output=True,
+                             text=True)
+        assert cli.stdout == str(report)
+        assert cli.returncode == (1 if report.failed else 0), cli.stderr
+    return report
 
 
 def verdicts(report) -> dict:
@@ -35,15 +64,15 @@ def open_cache_log(gpu, version: str):
 
 
 @pytest.mark.offsim_scenario(W7900)
-def test_cache_passing_no_decode_estimate_ooms_as_invokeai_before_9305(offsim_gpu, root):
+def test_cache_passing_no_decode_estimate_ooms_as_invokeai_before_9305(offsim_gpu, root, tmp_path):
     cache = ModelCache(offsim_gpu.models, log=open_cache_log(offsim_gpu, "no-estimate"))
     with pytest.raises(torch.cuda.OutOfMemoryError) as oom:
         with offsim_gpu.stage("decode"):
             decode(cache, lambda: offsim_gpu.run_stage("decode"), 832, 1248, element_size=2, estimate=False)
-    assert str(oom.value) == cpp_oom_message("invokeai@fda7c42b", W7900, root)
+    assert str(oom.value) == cpp_oom_message("invokeai@fda7c42b", W7900, root, tmp_path)
     assert str(oom.value).startswith("CUDA out of memory. Tried to allocate 5.01 GiB. GPU 0 has a total capacity of "
                                      "44.98 GiB")
-    report = offsim_gpu.check()
+    report = check_as_the_cli_does(offsim_gpu, root)
     assert report.failed
     assert verdicts(report)["P2"] == "FAIL" and verdicts(report)["P3"] == "FAIL"
     assert "estimator fault" in report.diagnosis
@@ -68,15 +97,15 @@ def open_runner_log(gpu, version: str):
 
 
 @pytest.mark.offsim_scenario(BLACKWELL_3_CALLS)
-def test_runner_leaving_the_transformer_on_the_gpu_ooms_as_lightx2v_before_1051(offsim_gpu, root):
+def test_runner_leaving_the_transformer_on_the_gpu_ooms_as_lightx2v_before_1051(offsim_gpu, root, tmp_path):
     runner = OffloadRunner(offsim_gpu.models, offsim_gpu.run_stage, log=open_runner_log(offsim_gpu, "no-offload"))
     runner()  # call 1 works: the text encoder was on the CPU while the transformer loaded
     with pytest.raises(torch.cuda.OutOfMemoryError) as oom:
         runner()  # call 2: text_encoder.to("cuda") with the transformer still there
-    assert str(oom.value) == cpp_oom_message("lightx2v@c177fd82^", BLACKWELL_3_CALLS, root)
+    assert str(oom.value) == cpp_oom_message("lightx2v@c177fd82^", BLACKWELL_3_CALLS, root, tmp_path)
     assert "Tried to allocate 32.00 MiB. GPU 0 has a total capacity of 31.35 GiB" in str(oom.value)
     assert "Including non-PyTorch memory, this process has 30.96 GiB memory in use." in str(oom.value)
-    report = offsim_gpu.check()
+    report = check_as_the_cli_does(offsim_gpu, root)
     assert verdicts(report)["P4"] == "FAIL" and verdicts(report)["P3"] == "FAIL"
     assert "transformer" in next(p.detail for p in report.results if p.id == "P4")
 

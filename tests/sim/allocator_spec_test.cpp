@@ -352,8 +352,9 @@ TYPED_TEST(AllocatorSpec, Spec3_ZeroByteAndOneExaByteRequestsNeverReachTheAlloca
   h.trace().clear();
   // torch.empty(0): a null pointer, no event processing, no stats, no trace.
   EXPECT_EQ(h.alloc().malloc(0), std::optional<std::uint64_t>(0));
-  // >= 1 EiB raises in NativeCachingAllocator::allocate, before DeviceCachingAllocator::malloc.
-  EXPECT_THROW((void)h.alloc().malloc(std::uint64_t{1} << 60), AllocatorUsageError);
+  // >= 1 EiB raises in NativeCachingAllocator::allocate, before DeviceCachingAllocator::malloc: a size that
+  // is no size (InvalidSizeError, so that the Python module raises offsim.InvalidSizeError).
+  EXPECT_THROW((void)h.alloc().malloc(std::uint64_t{1} << 60), InvalidSizeError);
   EXPECT_TRUE(h.trace().empty());
   EXPECT_EQ(h.current(&DeviceStats::active), 1);  // still pending
   EXPECT_EQ(h.stats().num_ooms, 0);
@@ -606,7 +607,7 @@ TYPED_TEST(AllocatorSpec, test_out_of_memory) {
   try {
     (void)h.alloc().malloc(1024ULL * 1024 * 1024 * 8000000000ULL);
     ADD_FAILURE() << "a request of 1 EiB or more must throw";
-  } catch (const AllocatorUsageError& e) {
+  } catch (const InvalidSizeError& e) {
     EXPECT_NE(std::string(e.what()).find("more than 1EB"), std::string::npos) << e.what();
   }
   EXPECT_EQ(h.stats().num_ooms, 1);  // the 1 EiB check raises before any bookkeeping

@@ -141,7 +141,7 @@ void ReferenceAllocator::trace(TraceAction action, std::uint64_t addr, std::uint
 std::optional<std::uint64_t> ReferenceAllocator::malloc(std::uint64_t size, StreamId stream) {
   if (size == 0) return 0;  // never reaches DeviceCachingAllocator::malloc
   if (size >= kOneExaByte) {
-    throw AllocatorUsageError("Tried to allocate more than 1EB memory (" + std::to_string(size) + " bytes)");
+    throw InvalidSizeError("Tried to allocate more than 1EB memory (" + std::to_string(size) + " bytes)");
   }
   process_events();  // M1: no capture is ever underway in the simulator
 
