@@ -75,6 +75,34 @@ def test_torch_cuda_answers_from_the_runs_device_while_the_policy_decides(root):
     assert not torch.cuda.is_available()
 
 
+def test_a_scenario_may_hold_settings_for_a_python_policys_family(root, tmp_path):
+    """policy_settings is keyed by policy family: the family of a Python policy is a known one while its policy
+    is registered (the scenario reader consults the registry, run-time registrations included), and its
+    settings reach the policy; once the policy is unregistered the family is unknown again."""
+    import json
+    with open(os.path.join(root, W7900)) as f:
+        scenario = json.load(f)
+    scenario["policy_settings"] = {"my-cache": {"working_memory_gib": 11}}
+    path = tmp_path / "with-settings.json"
+    path.write_text(json.dumps(scenario))
+    seen = []
+
+    class ReadsItsSettings(EvictOthersFirst):
+        id = "my-cache@dev"
+        family = "my-cache"
+
+        def prepare(self, run, step):
+            seen.append(run.settings("my-cache"))
+            super().prepare(run, step)
+            run.decision.estimate = run.settings("my-cache")["working_memory_gib"] * GiB
+
+    r = offsim.evaluate(ReadsItsSettings, str(path), root=root, min_capacity=False)
+    assert seen and all(s == {"working_memory_gib": 11} for s in seen)
+    assert r["stages"][0]["estimate_bytes"] == 11 * GiB
+    with pytest.raises(offsim.ParseError, match="my-cache.*unknown policy family"):
+        offsim.evaluate("invokeai@a6724695", str(path), root=root, min_capacity=False)
+
+
 def test_the_suite_runs_every_scenario(root):
     results = offsim.run_suite(EvictOthersFirst, "scenarios/default", root=root, min_capacity=False)
     assert len(results) == len([f for f in os.listdir(os.path.join(root, "scenarios/default")) if f.endswith(".json")])
