@@ -156,6 +156,13 @@ int run(const ReplayCliOptions& o) {
   std::cout << ", " << provenance << ")\n";
   if (metadata.provenance.kind == ProvenanceKind::kSynthetic) std::cout << "       SYNTHETIC: generated data\n";
   print_replays(std::cout, replays, options.profile->name);
+  // What reading the file inferred (how the start state was rebuilt, or why it was not): the reader's notes.
+  for (const DeviceReplay& replay : replays) {
+    if (replay.metadata.provenance.notes.empty()) continue;
+    std::cout << "note: ";
+    if (replays.size() > 1) std::cout << "device " << replay.metadata.device << ": ";
+    std::cout << "reading the trace: " << replay.metadata.provenance.notes << "\n";
+  }
   for (const std::string& skipped : in.skipped) std::cout << "note: " << skipped << "\n";
   if (!o.fallible_frames.empty()) {
     for (const Trace& trace : in.held) {

@@ -11,6 +11,8 @@ usage: replay_devices.py OFFSIM_BINARY WORK_DIRECTORY
   replayed on the coarse pool model and labelled so.
 * Convert never writes what replay refuses: entries that contradict the recorded segments, read with
   --no-rewind, are refused as a snapshot output (replay rewinds it) and accepted as an .otrace (it does not).
+* Entries that stand on their own from an empty allocator while the dump-time segments cannot be rewound
+  through them (history recording stopped before the dump): replayed from empty, with a note saying why.
 Exits 0 or raises.
 """
 import json
@@ -52,6 +54,15 @@ def contradicting():
     a = 0x7F0000000000
     trace = [entry("free_requested", a + 64 * MIB, 4096, 0), entry("free_completed", a + 64 * MIB, 4096, 1)]
     return {"segments": [segment(0, a, 2 * MIB, "small")], "device_traces": [trace]}
+
+
+def stopped_before_dump():
+    """History recording stopped before the dump (transformer_nuggets' mini_snapshot): the entries allocate and
+    free on their own, and the segment's blocks, live when recording stopped, were freed before the dump."""
+    b = 0x7F8000000000
+    trace = [entry("segment_alloc", b, 20 * MIB, 0), entry("alloc", b, 8 * MIB, 1), entry("alloc", b + 8 * MIB, 4 * MIB, 2),
+             entry("free_requested", b, 8 * MIB, 3), entry("free_completed", b, 8 * MIB, 4)]
+    return {"segments": [segment(0, b, 20 * MIB, "large")], "device_traces": [trace]}
 
 
 def run(offsim, *args, expect=0):
@@ -115,6 +126,14 @@ def main():
     assert "not converted: `offsim replay` would refuse the output" in out, out
     assert not os.path.exists(path("bad-out.pickle")), os.listdir(work)
     assert not any(name.startswith(".bad-out") for name in os.listdir(work)), os.listdir(work)
+    # Entries that stand on their own from an empty allocator, but that the dump-time segments cannot be
+    # rewound through: recording stopped before the dump. Replayed from empty, and the notes say why.
+    with open(path("stopped.pickle"), "wb") as f:
+        pickle.dump(stopped_before_dump(), f)
+    out = run(offsim, "replay", path("stopped.pickle"), "--json", path("stopped.json"), "--min-capacity")
+    assert "history recording was stopped before the snapshot was taken" in out, out
+    doc = json.load(open(path("stopped.json")))
+    assert doc["events_total"] == doc["events_matched"] == 5 and doc["min_capacity_verified"], doc
     run(offsim, "convert", path("bad.pickle"), path("bad-out.otrace"), "--no-rewind")
     run(offsim, "replay", "-q", path("bad-out.otrace"))
     print("replay_devices: ok")
